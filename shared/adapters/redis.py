@@ -1,0 +1,18 @@
+"""Redis (Memorystore) client factory."""
+
+from __future__ import annotations
+
+import redis
+
+from shared.settings import Settings
+
+
+def make_redis(settings: Settings) -> redis.Redis:
+    # Short timeouts: rate limiting must degrade (documented fallback), never hang a request.
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        health_check_interval=30,
+        decode_responses=True,
+    )

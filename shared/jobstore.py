@@ -1,0 +1,594 @@
+"""Job records and their events on Firestore.
+
+Design notes (see docs/decisions/0002-optimistic-job-writes.md):
+- Every write to a job document is guarded by an update-time precondition (optimistic
+  concurrency) instead of a transaction: no locks are held, so the emulator and Firestore do
+  not serialise unrelated writers, and a lost race is simply re-read and re-checked.
+- Events live in `jobs/{id}/events/{seq}`. Sequence numbers come from the job's `next_seq`
+  field, bumped in the same atomic batch that creates the event documents, so concurrent
+  appenders can never reuse or skip a number.
+- The document id of a job with an idempotency key is derived from (tenant, key): a replay
+  finds the existing job instead of creating another one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from shared.errors import Conflict, DependencyUnavailable, IllegalTransition, NotFound
+from shared.lifecycle import check_transition
+from shared.models import (
+    Channel,
+    EventDraft,
+    JobError,
+    JobEvent,
+    JobRecord,
+    JobRequest,
+    JobResult,
+    JobStatus,
+    MessageType,
+    event_id_for,
+)
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+_RACE_ERRORS = (gexc.FailedPrecondition, gexc.Aborted)
+_UNAVAILABLE_ERRORS = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.RetryError,
+)
+MAX_WRITE_RETRIES = 25
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def job_id_for_key(tenant: str, idempotency_key: str) -> str:
+    digest = hashlib.sha256(f"{tenant}\x00{idempotency_key}".encode()).hexdigest()
+    return digest[:32]
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_session_id() -> str:
+    return f"sess_{uuid.uuid4().hex}"
+
+
+class LeaseLost(Conflict):
+    code = "lease-lost"
+    title = "Lease lost"
+
+
+@dataclass
+class Mutation:
+    """What a guarded write changes: document fields and events to append atomically."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    events: list[EventDraft] = field(default_factory=list)
+
+
+@dataclass
+class EventCursor:
+    """A writer's cached view of a job's event sequence, so the hot path needs no read."""
+
+    next_seq: int = 0
+    update_time: Any = None
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    job: JobRecord
+    created: bool
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[JobRecord]
+    next_cursor: str | None
+
+
+def _encode_record_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Model values → Firestore values. Free-form JSON (the request, results) is stored as
+    a JSON string: Firestore rejects nested arrays and some keys that JSON allows."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in ("request", "result", "error"):
+            out[key] = None if value is None else _json_of(value)
+        elif isinstance(value, JobStatus | Channel):
+            out[key] = value.value
+        else:
+            out[key] = value
+    return out
+
+
+def _json_of(value: Any) -> str:
+    if hasattr(value, "model_dump_json"):
+        return str(value.model_dump_json())
+    return json.dumps(value, default=str)
+
+
+def _decode_record(doc: Mapping[str, Any]) -> JobRecord:
+    data = dict(doc)
+    for key in ("request", "result", "error"):
+        raw = data.get(key)
+        if isinstance(raw, str):
+            data[key] = json.loads(raw)
+    return JobRecord.model_validate(data)
+
+
+def _encode_event(event: JobEvent, ttl: timedelta) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "job_id": event.job_id,
+        "message_type": event.message_type.value,
+        "data": json.dumps(event.data, default=str),
+        "codex": None if event.codex is None else json.dumps(event.codex),
+        "timestamp": event.timestamp,
+        "attempt": event.attempt,
+        "expire_at": event.timestamp + ttl,
+    }
+
+
+def decode_event(doc: Mapping[str, Any]) -> JobEvent:
+    data = dict(doc)
+    if isinstance(data.get("data"), str):
+        data["data"] = json.loads(data["data"])
+    if isinstance(data.get("codex"), str):
+        data["codex"] = json.loads(data["codex"])
+    return JobEvent.model_validate(data)
+
+
+def status_event(
+    previous: JobStatus, target: JobStatus, *, reason: str | None = None, **extra: Any
+) -> EventDraft:
+    """The event every state change appends (terminal ones are `complete`)."""
+    data: dict[str, Any] = {"status": target.value, "previous_status": previous.value}
+    if reason:
+        data["reason"] = reason
+    data.update({k: v for k, v in extra.items() if v is not None})
+    message_type = MessageType.COMPLETE if target.terminal else MessageType.PROGRESS
+    return EventDraft(message_type=message_type, data=data)
+
+
+class JobStore:
+    """All reads and guarded writes of job documents and their events."""
+
+    def __init__(self, client: firestore.Client, settings: Settings, clock: Clock = utcnow):
+        names = settings.topology.firestore
+        self._client = client
+        self._settings = settings
+        self._jobs = client.collection(names.jobs_collection)
+        self._events_name = names.events_subcollection
+        self._clock = clock
+        self._event_ttl = timedelta(days=settings.event_ttl_days)
+
+    # ---- create / read -------------------------------------------------------------------
+
+    def create_job(
+        self,
+        request: JobRequest,
+        *,
+        tenant: str,
+        channel: Channel,
+        idempotency_key: str | None = None,
+        source: Mapping[str, Any] | None = None,
+        webhook_secret: str | None = None,
+        route: str = "tasks",
+    ) -> CreateOutcome:
+        """Create a queued job, or return the existing one for a replayed idempotency key.
+
+        Raises Conflict when the key was already used for a different request.
+        """
+        key = idempotency_key or request.idempotency_key
+        job_id = job_id_for_key(tenant, key) if key else new_job_id()
+        now = self._clock()
+        record = JobRecord(
+            job_id=job_id,
+            tenant=tenant,
+            channel=channel,
+            status=JobStatus.QUEUED,
+            request=request,
+            request_hash=request.fingerprint(),
+            idempotency_key=key,
+            session_id=request.session_id or new_session_id(),
+            created_at=now,
+            updated_at=now,
+            deadline_at=now + timedelta(milliseconds=request.timeout_ms),
+            max_attempts=request.max_attempts or self._settings.default_max_attempts,
+            route="workflows" if route == "workflows" else "tasks",
+            next_seq=1,
+            source=dict(source or {}),
+            webhook_secret=webhook_secret,
+        )
+        first = JobEvent(
+            seq=0,
+            job_id=job_id,
+            message_type=MessageType.PROGRESS,
+            data={"status": JobStatus.QUEUED.value, "channel": channel.value},
+            timestamp=now,
+        )
+        ref = self._jobs.document(job_id)
+        batch = self._client.batch()
+        batch.create(ref, _encode_record_fields(dict(record)))
+        batch.create(self._event_ref(job_id, 0), _encode_event(first, self._event_ttl))
+        try:
+            self._call(batch.commit)
+        except gexc.Conflict:
+            existing = self.get_job(job_id)
+            if existing is None:  # pragma: no cover - deleted between the two calls
+                raise DependencyUnavailable("job create raced with a delete") from None
+            if existing.request_hash != record.request_hash:
+                raise Conflict(
+                    "idempotency key already used with a different request",
+                    extra={"job_id": job_id},
+                ) from None
+            return CreateOutcome(existing, created=False)
+        return CreateOutcome(record, created=True)
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        snap = self._call(self._jobs.document(job_id).get)
+        return _decode_record(snap.to_dict()) if snap.exists else None
+
+    def require_job(self, job_id: str, *, tenant: str | None = None) -> JobRecord:
+        """The job, or NotFound — also when it belongs to another tenant (no existence leak)."""
+        job = self.get_job(job_id)
+        if job is None or (tenant is not None and job.tenant != tenant):
+            raise NotFound(f"job {job_id} not found")
+        return job
+
+    def list_jobs(
+        self,
+        tenant: str,
+        *,
+        status: JobStatus | None = None,
+        channel: Channel | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        query = self._jobs.where(filter=firestore.FieldFilter("tenant", "==", tenant))
+        if status is not None:
+            query = query.where(filter=firestore.FieldFilter("status", "==", status.value))
+        if channel is not None:
+            query = query.where(filter=firestore.FieldFilter("channel", "==", channel.value))
+        query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
+        if cursor:
+            after = self._call(self._jobs.document(_decode_cursor(cursor)).get)
+            if not after.exists or after.get("tenant") != tenant:
+                raise NotFound("cursor does not point at a job of this tenant")
+            query = query.start_after(after)
+        snaps = self._call(lambda: list(query.limit(limit + 1).stream()))
+        jobs = [_decode_record(s.to_dict()) for s in snaps[:limit]]
+        next_cursor = _encode_cursor(jobs[-1].job_id) if len(snaps) > limit and jobs else None
+        return JobPage(jobs, next_cursor)
+
+    def list_events(self, job_id: str, *, after_seq: int = -1, limit: int = 1000) -> list[JobEvent]:
+        query = (
+            self._events(job_id)
+            .where(filter=firestore.FieldFilter("seq", ">", after_seq))
+            .order_by("seq")
+            .limit(limit)
+        )
+        return [decode_event(s.to_dict()) for s in self._call(lambda: list(query.stream()))]
+
+    def query_by_status(
+        self, status: JobStatus, *, field_name: str, before: datetime, limit: int = 100
+    ) -> list[JobRecord]:
+        """Jobs in `status` whose `field_name` timestamp is older than `before` (sweeper)."""
+        query = (
+            self._jobs.where(filter=firestore.FieldFilter("status", "==", status.value))
+            .where(filter=firestore.FieldFilter(field_name, "<", before))
+            .limit(limit)
+        )
+        return [_decode_record(s.to_dict()) for s in self._call(lambda: list(query.stream()))]
+
+    # ---- guarded writes ------------------------------------------------------------------
+
+    def mutate(self, job_id: str, decide: Callable[[JobRecord], Mutation | None]) -> JobRecord:
+        """Read the job, let `decide` compute a change (or None for no-op, or raise), and write it
+        only if nobody changed the document meanwhile; otherwise re-read and decide again."""
+        ref = self._jobs.document(job_id)
+        for attempt in range(MAX_WRITE_RETRIES):
+            snap = self._call(ref.get)
+            if not snap.exists:
+                raise NotFound(f"job {job_id} not found")
+            doc = snap.to_dict()
+            record = _decode_record(doc)
+            mutation = decide(record)
+            if mutation is None:
+                return record
+            try:
+                return self._commit(record, doc, mutation, snap.update_time)[0]
+            except _RACE_ERRORS:
+                _backoff(attempt)
+        raise DependencyUnavailable(f"job {job_id} is too contended to update")
+
+    def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        expected: Iterable[JobStatus] | None = None,
+        fields: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        event_data: Mapping[str, Any] | None = None,
+        guard: Callable[[JobRecord], None] | None = None,
+    ) -> JobRecord:
+        """Move a job to `target` if that is legal from its current state (and, when given,
+        the current state is one of `expected` and `guard` does not raise)."""
+        allowed = frozenset(expected) if expected is not None else None
+
+        def decide(job: JobRecord) -> Mutation:
+            if allowed is not None and job.status not in allowed:
+                raise IllegalTransition(
+                    f"job {job_id} is {job.status.value}, expected one of "
+                    f"{sorted(s.value for s in allowed)}",
+                    extra={"job_id": job_id, "from": job.status.value, "to": target.value},
+                )
+            check_transition(job_id, job.status, target)
+            if guard is not None:
+                guard(job)
+            return self._transition_mutation(job, target, fields, reason, event_data)
+
+        return self.mutate(job_id, decide)
+
+    def _transition_mutation(
+        self,
+        job: JobRecord,
+        target: JobStatus,
+        fields: Mapping[str, Any] | None,
+        reason: str | None,
+        event_data: Mapping[str, Any] | None,
+    ) -> Mutation:
+        now = self._clock()
+        changes: dict[str, Any] = {"status": target}
+        if target is JobStatus.DISPATCHED:
+            changes["dispatched_at"] = now
+        elif target is JobStatus.RUNNING:
+            changes["started_at"] = now
+        elif target is JobStatus.QUEUED:
+            changes.update(lease_owner=None, lease_expires_at=None)
+        if target.terminal:
+            changes.update(finished_at=now, lease_owner=None, lease_expires_at=None)
+        changes.update(fields or {})
+        extra = dict(event_data or {})
+        extra.setdefault("attempt", changes.get("attempt", job.attempt))
+        if target.terminal:
+            extra.setdefault("channel", job.channel.value)
+        event = status_event(job.status, target, reason=reason, **extra)
+        return Mutation(fields=changes, events=[event])
+
+    def claim(self, job_id: str, *, worker_id: str, lease_s: int) -> JobRecord:
+        """dispatched → running for this worker, starting a new attempt with a lease."""
+        now = self._clock()
+
+        def fields_for(job: JobRecord) -> None:
+            if job.cancel_requested:
+                raise IllegalTransition(f"job {job_id} was cancelled before it started")
+
+        job = self.require_job(job_id)
+        return self.transition(
+            job_id,
+            JobStatus.RUNNING,
+            expected=[JobStatus.DISPATCHED],
+            guard=fields_for,
+            fields={
+                "attempt": job.attempt + 1,
+                "lease_owner": worker_id,
+                "lease_expires_at": now + timedelta(seconds=lease_s),
+                "heartbeat_at": now,
+            },
+            event_data={"worker": worker_id, "attempt": job.attempt + 1},
+        )
+
+    def heartbeat(self, job_id: str, *, worker_id: str, attempt: int, lease_s: int) -> JobRecord:
+        """Renew the lease. Raises LeaseLost if the job moved on or another worker owns it."""
+
+        def decide(job: JobRecord) -> Mutation:
+            if (
+                job.status is not JobStatus.RUNNING
+                or job.lease_owner != worker_id
+                or job.attempt != attempt
+            ):
+                raise LeaseLost(f"worker {worker_id} no longer holds job {job_id}")
+            now = self._clock()
+            return Mutation(
+                fields={"heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=lease_s)}
+            )
+
+        return self.mutate(job_id, decide)
+
+    def request_cancel(self, job_id: str, *, reason: str = "cancelled by request") -> JobRecord:
+        """Cancel a job that has not started, or flag a running one for its worker to stop."""
+
+        def decide(job: JobRecord) -> Mutation | None:
+            if job.status.terminal or job.cancel_requested:
+                return None
+            if job.status in (JobStatus.QUEUED, JobStatus.DISPATCHED):
+                mutation = self._transition_mutation(
+                    job, JobStatus.CANCELLED, {"cancel_requested": True}, reason, None
+                )
+                mutation.fields["error"] = JobError(code="cancelled", message=reason)
+                return mutation
+            return Mutation(fields={"cancel_requested": True})
+
+        return self.mutate(job_id, decide)
+
+    def finish(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        worker_id: str,
+        attempt: int,
+        result: JobResult | None = None,
+        error: JobError | None = None,
+        reason: str | None = None,
+    ) -> JobRecord:
+        """running → terminal, only by the worker holding this attempt's lease."""
+
+        def owns(job: JobRecord) -> None:
+            if job.lease_owner != worker_id or job.attempt != attempt:
+                raise LeaseLost(f"worker {worker_id} no longer holds job {job_id}")
+
+        return self.transition(
+            job_id,
+            target,
+            expected=[JobStatus.RUNNING],
+            guard=owns,
+            fields={"result": result, "error": error},
+            reason=reason,
+            event_data={"exit_code": result.exit_code if result else None},
+        )
+
+    # ---- events --------------------------------------------------------------------------
+
+    def append_events(
+        self, job_id: str, drafts: list[EventDraft], *, cursor: EventCursor | None = None
+    ) -> list[JobEvent]:
+        """Append events in order, atomically with the job's sequence counter.
+
+        With a cursor from the previous call, the first try needs no read (the worker's hot
+        path); a stale cursor costs one re-read.
+        """
+        if not drafts:
+            return []
+        ref = self._jobs.document(job_id)
+        if cursor is not None and cursor.update_time is not None:
+            try:
+                return self._write_events(ref, job_id, drafts, cursor)
+            except _RACE_ERRORS:
+                pass
+        cursor = cursor if cursor is not None else EventCursor()
+        for attempt in range(MAX_WRITE_RETRIES):
+            snap = self._call(ref.get)
+            if not snap.exists:
+                raise NotFound(f"job {job_id} not found")
+            cursor.next_seq = int(snap.get("next_seq") or 0)
+            cursor.update_time = snap.update_time
+            attempt_no = int(snap.get("attempt") or 0)
+            try:
+                return self._write_events(ref, job_id, drafts, cursor, attempt_no)
+            except _RACE_ERRORS:
+                _backoff(attempt)
+        raise DependencyUnavailable(f"job {job_id} is too contended to append events")
+
+    def _write_events(
+        self,
+        ref: Any,
+        job_id: str,
+        drafts: list[EventDraft],
+        cursor: EventCursor,
+        attempt_no: int = 0,
+    ) -> list[JobEvent]:
+        now = self._clock()
+        events = [
+            JobEvent(
+                seq=cursor.next_seq + i,
+                job_id=job_id,
+                message_type=d.message_type,
+                data=d.data,
+                codex=d.codex,
+                timestamp=now,
+                attempt=attempt_no,
+            )
+            for i, d in enumerate(drafts)
+        ]
+        batch = self._client.batch()
+        new_next = cursor.next_seq + len(events)
+        batch.update(
+            ref,
+            {"next_seq": new_next},
+            option=self._client.write_option(last_update_time=cursor.update_time),
+        )
+        for event in events:
+            batch.create(self._event_ref(job_id, event.seq), _encode_event(event, self._event_ttl))
+        results = self._call(batch.commit)
+        cursor.next_seq = new_next
+        cursor.update_time = results[0].update_time
+        return events
+
+    def _commit(
+        self, record: JobRecord, doc: Mapping[str, Any], mutation: Mutation, update_time: Any
+    ) -> tuple[JobRecord, list[JobEvent]]:
+        now = self._clock()
+        fields = _encode_record_fields({**mutation.fields, "updated_at": now})
+        next_seq = int(doc.get("next_seq") or 0)
+        attempt_no = int(fields.get("attempt", doc.get("attempt") or 0))
+        events = [
+            JobEvent(
+                seq=next_seq + i,
+                job_id=record.job_id,
+                message_type=d.message_type,
+                data=d.data,
+                codex=d.codex,
+                timestamp=now,
+                attempt=attempt_no,
+            )
+            for i, d in enumerate(mutation.events)
+        ]
+        if events:
+            fields["next_seq"] = next_seq + len(events)
+        ref = self._jobs.document(record.job_id)
+        batch = self._client.batch()
+        batch.update(ref, fields, option=self._client.write_option(last_update_time=update_time))
+        for event in events:
+            batch.create(
+                self._event_ref(record.job_id, event.seq), _encode_event(event, self._event_ttl)
+            )
+        self._call(batch.commit)
+        return _decode_record({**doc, **fields}), events
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _events(self, job_id: str) -> Any:
+        return self._jobs.document(job_id).collection(self._events_name)
+
+    def _event_ref(self, job_id: str, seq: int) -> Any:
+        return self._events(job_id).document(event_id_for(seq))
+
+    @staticmethod
+    def _call(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except _UNAVAILABLE_ERRORS as exc:
+            raise DependencyUnavailable(f"job store unavailable: {type(exc).__name__}") from exc
+
+
+def _backoff(attempt: int) -> None:
+    # Jittered, short: losers of a race retry quickly but do not stampede.
+    time.sleep(min(0.2, 0.005 * (2**attempt)) * (0.5 + random.random()))  # noqa: S311
+
+
+def _encode_cursor(job_id: str) -> str:
+    return base64.urlsafe_b64encode(job_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise NotFound("invalid cursor") from None
+    if not value or "/" in value:
+        raise NotFound("invalid cursor")
+    return value
