@@ -1,0 +1,1 @@
+"""The job worker: pulls jobs, runs codex, publishes results."""
