@@ -81,10 +81,53 @@ class Settings(BaseSettings):
     workspace_root: str = "/tmp/codex-cloud-workspaces"
     sandbox_mode: SandboxMode = "workspace-write"
     codex_bin: str | None = None
+    # URL other components use to reach this worker (StatefulSet pod DNS in GKE).
+    worker_advertise_url: str | None = None
+    # SIGTERM: time running jobs get to finish before they are stopped and requeued.
+    drain_grace_seconds: float = Field(default=240.0, ge=0)
+    # Codex events are batched into one Firestore write per window (or per max batch).
+    event_flush_ms: int = Field(default=25, ge=1, le=1000)
+    event_batch_max: int = Field(default=200, ge=1, le=499)
+    # A worker whose registry heartbeat is older than this is skipped by dispatch.
+    worker_stale_seconds: int = Field(default=30, ge=2)
+    model_request_max_retries: int = Field(default=1, ge=0, le=10)
+    model_stream_max_retries: int = Field(default=1, ge=0, le=10)
+    model_stream_idle_timeout_ms: int = Field(default=60_000, ge=1_000)
 
     # Webhooks.
     webhook_allow_private: bool = False
     webhook_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Channels (Pub/Sub and upload ingress). Tenants accepted on codex-jobs: those with an API key,
+    # plus this comma-separated allow-list (the only source until an API-key lookup exists).
+    pubsub_tenants: str = "default"
+    pubsub_default_tenant: str = "default"
+    pubsub_max_message_bytes: int = Field(default=524_288, ge=1_024)
+    upload_default_tenant: str = "default"
+    upload_max_bytes: int = Field(default=104_857_600, ge=1_024)
+    upload_manifest_max_bytes: int = Field(default=1_048_576, ge=1_024)
+    # Events older than this are dropped by the event-driven functions (the sweeper recovers).
+    event_max_age_s: int = Field(default=86_400, ge=60)
+
+    # Dispatch: the worker registry (`workers/{id}` docs written by the worker service).
+    workers_collection: str = "workers"
+    # URL of the internal control function (functions/sweeper.py): webhook retries, workflow
+    # callbacks. None → webhook retries cannot be scheduled and workflows skip the callback.
+    control_url: str | None = None
+    # Long jobs under Workflows: poll cadence and OIDC on the workflow's worker calls.
+    workflow_poll_initial_s: float = Field(default=2.0, gt=0)
+    workflow_poll_max_s: float = Field(default=30.0, gt=0)
+    workflow_loss_threshold: int = Field(default=5, ge=1)
+    workflow_use_oidc: bool = False
+
+    # Terminal side effects: a claim older than this is considered abandoned (crashed holder).
+    effect_claim_ttl_s: int = Field(default=60, ge=1)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=20)
+    webhook_backoff_base_s: float = Field(default=2.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0)
+    # In-process retries inside on_job_written are bounded by this; the rest go to Cloud Tasks.
+    webhook_inline_budget_s: float = Field(default=5.0, ge=0)
+    webhook_inline_attempts: int = Field(default=2, ge=1, le=5)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:

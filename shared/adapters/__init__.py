@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from shared.adapters.pubsub import Publisher
     from shared.adapters.storage import BlobStore
     from shared.adapters.tasks import TaskQueue
+    from shared.adapters.workflows import WorkflowStarter
     from shared.jobstore import JobStore
 
 
@@ -62,3 +63,9 @@ class Adapters:
         from shared.adapters.redis import make_redis
 
         return make_redis(self.settings)
+
+    @cached_property
+    def workflows(self) -> WorkflowStarter:
+        from shared.adapters.workflows import WorkflowStarter
+
+        return WorkflowStarter(self.settings)

@@ -1,0 +1,105 @@
+"""Codex records → job events, batched so a chatty job costs few Firestore writes while a
+client still sees each event within tens of milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from shared.errors import CodexCloudError
+from shared.jobstore import EventCursor, JobStore
+from shared.models import EventDraft, MessageType
+from worker.codex.events import map_event
+
+log = logging.getLogger(__name__)
+
+# Consecutive failed writes before a batch is given up (the job result still lands).
+MAX_WRITE_FAILURES = 20
+
+
+class EventBatcher:
+    """Collects events and appends them in order: one write per `flush_s` window or per
+    `max_batch` events, whichever comes first. A write failure is logged and the events are
+    kept for the next write, so a blip in Firestore does not lose the stream."""
+
+    def __init__(self, store: JobStore, job_id: str, *, flush_s: float, max_batch: int) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._flush_s = flush_s
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[EventDraft | None] = asyncio.Queue()
+        self._cursor = EventCursor()
+        self.raw: list[dict[str, Any]] = []
+        self.written = 0
+        self.dropped = 0
+        self._task = asyncio.create_task(self._loop(), name=f"events-{job_id}")
+
+    async def add_codex_record(self, record: dict[str, Any]) -> None:
+        self.raw.append(record)
+        message = map_event(record)
+        await self._queue.put(
+            EventDraft(
+                message_type=MessageType(message.message_type),
+                data=message.data,
+                codex=message.codex or dict(record),
+            )
+        )
+
+    async def add(self, draft: EventDraft) -> None:
+        await self._queue.put(draft)
+
+    async def close(self) -> None:
+        await self._queue.put(None)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _loop(self) -> None:
+        pending: list[EventDraft] = []
+        closing = False
+        failures = 0
+        loop = asyncio.get_running_loop()
+        while not closing or pending:
+            if not closing and not pending:
+                item = await self._queue.get()
+                if item is None:
+                    closing = True
+                else:
+                    pending.append(item)
+            deadline = loop.time() + self._flush_s
+            while not closing and len(pending) < self._max_batch:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if item is None:
+                    closing = True
+                else:
+                    pending.append(item)
+            if pending:
+                batch = pending[: self._max_batch]
+                try:
+                    await asyncio.to_thread(
+                        self._store.append_events, self._job_id, batch, cursor=self._cursor
+                    )
+                except CodexCloudError as exc:
+                    failures += 1
+                    if failures >= MAX_WRITE_FAILURES:
+                        log.error(
+                            "dropping %d events after repeated failures: %s",
+                            len(pending),
+                            exc.detail,
+                        )
+                        self.dropped += len(pending)
+                        pending.clear()
+                        continue
+                    log.warning("event write failed, will retry: %s", exc.detail)
+                    await asyncio.sleep(min(2.0, 0.1 * failures))
+                    continue
+                failures = 0
+                del pending[: len(batch)]
+                self.written += len(batch)

@@ -1,0 +1,352 @@
+"""Run one claimed job end to end: workspace, session restore, codex, events, artifacts,
+session save, and the final guarded state change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from shared.adapters import Adapters
+from shared.errors import CodexCloudError, PermanentError
+from shared.jobstore import LeaseLost
+from shared.log import log_context
+from shared.metrics import CODEX_DURATION, WORKER_JOBS
+from shared.models import (
+    ArchiveWorkspace,
+    EventDraft,
+    GitWorkspace,
+    JobError,
+    JobRecord,
+    JobResult,
+    JobStatus,
+    MessageType,
+    TokenUsage,
+)
+from shared.settings import Settings
+from worker.codex.config import CodexConfig, ProviderConfig, prepare_codex_home
+from worker.codex.env import ApiKey, build_codex_env
+from worker.codex.process import CodexOutcome, CodexRunSpec, run_codex
+from worker.codex.sessions import pack_session_state, unpack_session_state
+from worker.codex.workspace import (
+    WorkspaceError,
+    archive_changed,
+    clone_repo,
+    diff,
+    extract_archive,
+    prepare_empty,
+    snapshot,
+)
+from worker.events import EventBatcher
+from worker.sessions import SessionState, SessionStore
+
+log = logging.getLogger(__name__)
+
+StopReason = Literal["cancelled", "lease-lost", "draining"]
+# The variable codex reads the model key from; agent commands never see it.
+MODEL_KEY_VAR = "OPENAI_API_KEY"
+
+
+@dataclass
+class StopSignal:
+    """Why a running job must stop; the first reason wins."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: StopReason | None = None
+
+    def stop(self, reason: StopReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.event.set()
+
+
+class JobRunner:
+    def __init__(self, adapters: Adapters, binary: Path, worker_id: str) -> None:
+        self.adapters = adapters
+        self.settings: Settings = adapters.settings
+        self.binary = binary
+        self.worker_id = worker_id
+        self.sessions = SessionStore(
+            adapters.firestore, adapters.storage, self.settings.topology.bucket("sessions")
+        )
+
+    # ---- public --------------------------------------------------------------------------
+
+    async def run(self, job: JobRecord, stop: StopSignal) -> JobRecord | None:
+        """Run a job this worker has claimed. Returns the final record, or None when the job
+        was handed back (lease lost, or requeued on drain)."""
+        root = Path(self.settings.workspace_root) / f"{job.job_id}-{job.attempt}"
+        with log_context(job_id=job.job_id, attempt=job.attempt, worker=self.worker_id):
+            try:
+                return await self._run(job, stop, root)
+            finally:
+                await asyncio.to_thread(shutil.rmtree, root, True)
+
+    # ---- steps ---------------------------------------------------------------------------
+
+    async def _run(self, job: JobRecord, stop: StopSignal, root: Path) -> JobRecord | None:
+        store = self.adapters.jobs
+        batcher = EventBatcher(
+            store,
+            job.job_id,
+            flush_s=self.settings.event_flush_ms / 1000,
+            max_batch=self.settings.event_batch_max,
+        )
+        heartbeat = asyncio.create_task(self._heartbeat(job, stop))
+        started = time.monotonic()
+        try:
+            remaining_s = (job.deadline_at - datetime.now(UTC)).total_seconds()
+            if remaining_s <= 0:
+                return await self._finish(
+                    job,
+                    JobStatus.TIMED_OUT,
+                    None,
+                    JobError(code="deadline", message="deadline passed before the job could start"),
+                )
+            workdir = root / "workspace"
+            try:
+                session = await asyncio.to_thread(self._prepare, job, root, workdir)
+            except (WorkspaceError, PermanentError) as exc:
+                message = exc.detail if isinstance(exc, PermanentError) else str(exc)
+                await batcher.add(
+                    EventDraft(
+                        message_type=MessageType.ERROR,
+                        data={"stage": "workspace", "message": message},
+                    )
+                )
+                await batcher.close()
+                return await self._finish(
+                    job, JobStatus.FAILED, None, JobError(code="workspace-error", message=message)
+                )
+            before = await asyncio.to_thread(snapshot, workdir)
+            spec = self._spec(job, root, workdir, session, remaining_s)
+            outcome = await run_codex(spec, batcher.add_codex_record, stop.event)
+            CODEX_DURATION.observe(outcome.duration_s)
+            await batcher.close()
+            if stop.reason in ("lease-lost", "draining"):
+                await self._hand_back(job, stop.reason)
+                return None
+            result = await asyncio.to_thread(
+                self._collect, job, root, workdir, before, outcome, batcher.raw, started
+            )
+            status, error = _status_of(outcome, stop.reason)
+            return await self._finish(job, status, result, error)
+        except LeaseLost:
+            log.warning("lease lost; another worker owns the job now")
+            return None
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            if not batcher._task.done():
+                await batcher.close()
+
+    def _prepare(self, job: JobRecord, root: Path, workdir: Path) -> SessionState | None:
+        session = self.sessions.load(job.session_id, job.tenant)
+        ws = job.request.workspace
+        if isinstance(ws, GitWorkspace):
+            workdir.parent.mkdir(parents=True, exist_ok=True)
+            clone_repo(ws.url, workdir, ws.ref, timeout_s=300)
+        elif isinstance(ws, ArchiveWorkspace):
+            bucket = ws.bucket or self.settings.topology.bucket("uploads")
+            blob = self.adapters.storage.get(bucket, ws.object, max_bytes=512 * 1024 * 1024)
+            prepare_empty(workdir)
+            extract_archive(blob, workdir)
+        else:
+            prepare_empty(workdir)
+            if session is not None and session.thread_id:
+                saved = self.sessions.fetch_workspace(job.session_id)
+                if saved is not None:
+                    extract_archive(saved, workdir)
+        return session
+
+    def _spec(
+        self,
+        job: JobRecord,
+        root: Path,
+        workdir: Path,
+        session: SessionState | None,
+        remaining_s: float,
+    ) -> CodexRunSpec:
+        s = self.settings
+        api_key = (
+            ApiKey(MODEL_KEY_VAR, s.openai_api_key.get_secret_value()) if s.openai_api_key else None
+        )
+        provider = ProviderConfig(
+            base_url=s.model_base_url,
+            model=s.model,
+            api_key_env_var=MODEL_KEY_VAR if api_key else None,
+            request_max_retries=s.model_request_max_retries,
+            stream_max_retries=s.model_stream_max_retries,
+            stream_idle_timeout_ms=s.model_stream_idle_timeout_ms,
+        )
+        home = prepare_codex_home(
+            root / "codex", CodexConfig(provider=provider, sandbox_mode=s.sandbox_mode)
+        )
+        resume = None
+        if session is not None and session.thread_id:
+            unpack_session_state(self.sessions.fetch_state(job.session_id), home.codex_home)
+            resume = session.thread_id
+        env = build_codex_env(
+            home=home.home, codex_home=home.codex_home, tmp_dir=home.tmp_dir, api_key=api_key
+        )
+        scratch = root / "scratch"
+        scratch.mkdir(parents=True, exist_ok=True)
+        return CodexRunSpec(
+            binary=self.binary,
+            workdir=workdir,
+            prompt=job.request.prompt,
+            env=env,
+            timeout_s=min(remaining_s, job.request.timeout_ms / 1000),
+            output_schema=job.request.output_schema,
+            resume_thread_id=resume,
+            scratch_dir=scratch,
+        )
+
+    def _collect(
+        self,
+        job: JobRecord,
+        root: Path,
+        workdir: Path,
+        before: object,
+        outcome: CodexOutcome,
+        raw_events: list[dict[str, object]],
+        started: float,
+    ) -> JobResult:
+        changes = diff(before, workdir)  # type: ignore[arg-type]
+        changed = [c.path for c in changes.changes]
+        artifacts = self._upload_artifacts(
+            job, workdir, changes.patch, changed, outcome, raw_events
+        )
+        if outcome.thread_id:
+            try:
+                state = pack_session_state(root / "codex" / "codex-home", outcome.thread_id)
+                workspace = archive_changed(workdir, list(snapshot(workdir).files))
+                self.sessions.save(
+                    session_id=job.session_id,
+                    tenant=job.tenant,
+                    thread_id=outcome.thread_id,
+                    job_id=job.job_id,
+                    worker_id=self.worker_id,
+                    state=state,
+                    workspace=workspace,
+                )
+            except (CodexCloudError, OSError, LookupError) as exc:
+                log.warning("session state not saved: %s", exc)
+        return JobResult(
+            exit_code=outcome.exit_code,
+            final_message=outcome.final_message,
+            usage=TokenUsage.model_validate(outcome.usage) if outcome.usage else None,
+            changed_files=changed,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            attempt=job.attempt,
+            structured_output=outcome.structured_output,
+            thread_id=outcome.thread_id,
+            stderr_tail="\n".join(outcome.stderr_tail[-20:]) or None,
+            artifacts=artifacts,
+        )
+
+    def _upload_artifacts(
+        self,
+        job: JobRecord,
+        workdir: Path,
+        patch: str,
+        changed: list[str],
+        outcome: CodexOutcome,
+        raw_events: list[dict[str, object]],
+    ) -> dict[str, str]:
+        bucket = self.settings.topology.bucket("outputs")
+        files: dict[str, tuple[bytes, str]] = {
+            "events.jsonl": (
+                "".join(json.dumps(e) + "\n" for e in raw_events).encode(),
+                "application/x-ndjson",
+            ),
+            "final-message.txt": ((outcome.final_message or "").encode(), "text/plain"),
+            "diff.patch": (patch.encode(), "text/x-diff"),
+            "changes.tar.gz": (archive_changed(workdir, changed), "application/gzip"),
+        }
+        out: dict[str, str] = {}
+        for name, (data, content_type) in files.items():
+            path = f"{job.job_id}/{name}"
+            self.adapters.storage.put(bucket, path, data, content_type=content_type)
+            out[name] = f"gs://{bucket}/{path}"
+        return out
+
+    async def _finish(
+        self,
+        job: JobRecord,
+        status: JobStatus,
+        result: JobResult | None,
+        error: JobError | None,
+    ) -> JobRecord:
+        WORKER_JOBS.labels(outcome=status.value).inc()
+        return await asyncio.to_thread(
+            self.adapters.jobs.finish,
+            job.job_id,
+            status,
+            worker_id=self.worker_id,
+            attempt=job.attempt,
+            result=result,
+            error=error,
+            reason=error.message if error else None,
+        )
+
+    async def _hand_back(self, job: JobRecord, reason: StopReason) -> None:
+        if reason == "draining":
+            with contextlib.suppress(CodexCloudError):
+                await asyncio.to_thread(
+                    self.adapters.jobs.transition,
+                    job.job_id,
+                    JobStatus.QUEUED,
+                    expected=[JobStatus.RUNNING],
+                    reason="worker shutting down; requeued",
+                    guard=lambda j: _owned(j, self.worker_id, job.attempt),
+                )
+            WORKER_JOBS.labels(outcome="requeued").inc()
+
+    async def _heartbeat(self, job: JobRecord, stop: StopSignal) -> None:
+        """Renew the lease; learn about cancellation and lease loss."""
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.heartbeat_seconds)
+            try:
+                current = await asyncio.to_thread(
+                    self.adapters.jobs.heartbeat,
+                    job.job_id,
+                    worker_id=self.worker_id,
+                    attempt=job.attempt,
+                    lease_s=s.lease_seconds,
+                )
+            except LeaseLost:
+                stop.stop("lease-lost")
+                return
+            except CodexCloudError as exc:
+                log.warning("heartbeat failed: %s", exc.detail)
+                continue
+            if current.cancel_requested:
+                stop.stop("cancelled")
+
+
+def _owned(job: JobRecord, worker_id: str, attempt: int) -> None:
+    if job.lease_owner != worker_id or job.attempt != attempt:
+        raise LeaseLost(f"{worker_id} no longer holds {job.job_id}")
+
+
+def _status_of(
+    outcome: CodexOutcome, reason: StopReason | None
+) -> tuple[JobStatus, JobError | None]:
+    if outcome.status == "succeeded":
+        return JobStatus.SUCCEEDED, None
+    if outcome.status == "timed_out":
+        return JobStatus.TIMED_OUT, JobError(code="timeout", message="job exceeded its timeout")
+    if outcome.status == "cancelled" or reason == "cancelled":
+        return JobStatus.CANCELLED, JobError(code="cancelled", message="cancelled by request")
+    message = outcome.error or f"codex exited with code {outcome.exit_code}"
+    return JobStatus.FAILED, JobError(code="codex-failed", message=message)

@@ -1,0 +1,203 @@
+"""The worker's slots, running jobs, registry heartbeat, cancellation watch and drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.adapters import Adapters
+from shared.errors import CapacityExhausted, CodexCloudError, IllegalTransition, RetryableError
+from shared.metrics import WORKER_SLOTS
+from shared.models import JobRecord, JobStatus
+from worker.codex.binary import find_codex_binary
+from worker.jobrunner import JobRunner, StopSignal
+
+log = logging.getLogger(__name__)
+WORKERS_COLLECTION = "workers"
+
+
+class Draining(RetryableError):
+    code = "draining"
+    title = "Worker is shutting down"
+
+
+@dataclass
+class Running:
+    job_id: str
+    stop: StopSignal
+    task: asyncio.Task[JobRecord | None] | None = None
+    unwatch: Any = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    status: str  # "accepted" | "ignored"
+    job: JobRecord | None
+
+
+class WorkerRuntime:
+    def __init__(self, adapters: Adapters, advertise_url: str) -> None:
+        self.adapters = adapters
+        self.settings = adapters.settings
+        self.worker_id = self.settings.worker_id
+        self.advertise_url = advertise_url
+        binary = find_codex_binary() if not self.settings.codex_bin else None
+        from pathlib import Path
+
+        self.runner = JobRunner(
+            adapters, binary or Path(str(self.settings.codex_bin)), self.worker_id
+        )
+        self.slots = self.settings.worker_slots
+        self.running: dict[str, Running] = {}
+        self.draining = False
+        self._registry_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._update_gauges()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._registry_task = asyncio.create_task(self._registry_loop())
+
+    async def drain(self) -> None:
+        """SIGTERM: accept nothing new, give running jobs the grace period, requeue the rest."""
+        self.draining = True
+        await self._register()
+        pending = [r.task for r in self.running.values() if r.task is not None]
+        if pending:
+            log.info("draining %d running jobs", len(pending))
+            _, still = await asyncio.wait(pending, timeout=self.settings.drain_grace_seconds)
+            for running in list(self.running.values()):
+                running.stop.stop("draining")
+            if still:
+                await asyncio.wait(still, timeout=30)
+        if self._registry_task is not None:
+            self._registry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._registry_task
+        with contextlib.suppress(CodexCloudError, Exception):
+            await asyncio.to_thread(
+                self.adapters.firestore.collection(WORKERS_COLLECTION)
+                .document(self.worker_id)
+                .delete
+            )
+
+    # ---- jobs ----------------------------------------------------------------------------
+
+    def free_slots(self) -> int:
+        return self.slots - len(self.running)
+
+    async def accept(self, job_id: str, *, wait: bool) -> Accepted:
+        """Claim and start a job (idempotent per delivery)."""
+        if self.draining:
+            raise Draining("worker is draining", retry_after_s=5)
+        if job_id in self.running:
+            return Accepted("ignored", None)
+        if self.free_slots() <= 0:
+            raise CapacityExhausted("all job slots are busy", retry_after_s=2)
+        running = Running(job_id=job_id, stop=StopSignal())
+        self.running[job_id] = running  # reserve the slot before the first await
+        self._update_gauges()
+        try:
+            job = await asyncio.to_thread(
+                self.adapters.jobs.claim,
+                job_id,
+                worker_id=self.worker_id,
+                lease_s=self.settings.lease_seconds,
+            )
+        except IllegalTransition:
+            self._release(job_id)
+            current = await asyncio.to_thread(self.adapters.jobs.get_job, job_id)
+            return Accepted("ignored", current)
+        except BaseException:
+            self._release(job_id)
+            raise
+        running.unwatch = self._watch_cancel(job_id, running.stop)
+        running.task = asyncio.create_task(self._run(job, running), name=f"job-{job_id}")
+        if wait:
+            final = await running.task
+            return Accepted("accepted", final or job)
+        return Accepted("accepted", job)
+
+    async def _run(self, job: JobRecord, running: Running) -> JobRecord | None:
+        try:
+            return await self.runner.run(job, running.stop)
+        except Exception:
+            log.exception("job run crashed")
+            # The lease expires and the sweeper requeues it; nothing is lost.
+            return None
+        finally:
+            if running.unwatch is not None:
+                with contextlib.suppress(Exception):
+                    running.unwatch.unsubscribe()
+            self._release(job.job_id)
+
+    def cancel(self, job_id: str) -> bool:
+        running = self.running.get(job_id)
+        if running is None:
+            return False
+        running.stop.stop("cancelled")
+        return True
+
+    def _release(self, job_id: str) -> None:
+        self.running.pop(job_id, None)
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        WORKER_SLOTS.labels(state="busy").set(len(self.running))
+        WORKER_SLOTS.labels(state="free").set(max(0, self.slots - len(self.running)))
+
+    def _watch_cancel(self, job_id: str, stop: StopSignal) -> Any:
+        """A document listener: cancellation set through the API reaches us in milliseconds."""
+        loop = self._loop
+        doc = self.adapters.firestore.collection(
+            self.settings.topology.firestore.jobs_collection
+        ).document(job_id)
+
+        def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+            if loop is None:
+                return
+            for snap in snapshots:
+                data = snap.to_dict() or {}
+                if data.get("cancel_requested"):
+                    loop.call_soon_threadsafe(stop.stop, "cancelled")
+                elif (
+                    data.get("status") != JobStatus.RUNNING.value
+                    or data.get("lease_owner") != self.worker_id
+                ):
+                    loop.call_soon_threadsafe(stop.stop, "lease-lost")
+
+        try:
+            return doc.on_snapshot(on_change)
+        except Exception:  # the heartbeat still carries cancellation, just slower
+            log.warning("could not watch job %s for cancellation", job_id)
+            return None
+
+    # ---- registry ------------------------------------------------------------------------
+
+    async def _registry_loop(self) -> None:
+        while True:
+            try:
+                await self._register()
+            except Exception as exc:  # keep trying: dispatch falls back to the service URL
+                log.warning("worker registry update failed: %s", exc)
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+
+    async def _register(self) -> None:
+        doc = {
+            "worker_id": self.worker_id,
+            "url": self.advertise_url,
+            "slots": self.slots,
+            "busy": len(self.running),
+            "draining": self.draining,
+            "heartbeat_at": datetime.now(UTC),
+        }
+        await asyncio.to_thread(
+            self.adapters.firestore.collection(WORKERS_COLLECTION).document(self.worker_id).set,
+            doc,
+        )
