@@ -197,6 +197,9 @@ class Stack:
             "CODEX_CLOUD_WORKSPACE_ROOT": str(self.state_dir / "workspaces"),
             "PYTHONUNBUFFERED": "1",
         }
+        if "fn-sweeper" in p:
+            # Internal control routes (webhook retries, workflow callbacks) live on the sweeper.
+            env["CODEX_CLOUD_CONTROL_URL"] = f"http://{HOST}:{p['fn-sweeper']}"
         if self.options.model_server and not os.environ.get("CODEX_CLOUD_OPENAI_API_KEY"):
             env["CODEX_CLOUD_MODEL_BASE_URL"] = f"http://{HOST}:{p['model']}/v1"
             env["CODEX_CLOUD_MODEL"] = "scripted-model"

@@ -1,0 +1,135 @@
+"""Dispatch of queued jobs (contract: docs/architecture.md "Dispatch contract").
+
+queued → dispatched is a guarded transition, so of two deliveries of the same Firestore event
+only one moves the job. The enqueue (or workflow start) that follows is recorded in the effect
+ledger under `{job_id}:dispatch-{seq}:enqueue`: a retried delivery after a failed enqueue finds
+the job dispatched without that marker and enqueues again (same task id, deduplicated by Cloud
+Tasks in production); a duplicate delivery after a successful enqueue finds the marker and
+does nothing. A job left dispatched by a crash is redispatched by the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from shared.errors import IllegalTransition
+from shared.metrics import JOBS_DISPATCHED
+from shared.models import JobRecord, JobStatus
+from shared.services.common import EffectLedger, once, utcnow
+from shared.services.routing import candidate_urls
+
+if TYPE_CHECKING:
+    from shared.adapters import Adapters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DispatchOutcome:
+    status: Literal["dispatched", "skipped"]
+    job_id: str
+    route: str | None = None
+    dispatch_seq: int | None = None
+    target: str | None = None
+    reason: str | None = None
+
+
+def task_id_for(job_id: str, dispatch_seq: int) -> str:
+    return f"{job_id}-{dispatch_seq}"
+
+
+def dispatch_key(job_id: str, dispatch_seq: int) -> str:
+    return f"{job_id}:dispatch-{dispatch_seq}:enqueue"
+
+
+def route_for(job: JobRecord, threshold_ms: int) -> Literal["tasks", "workflows"]:
+    return "workflows" if job.request.is_long(threshold_ms) else "tasks"
+
+
+def workflow_argument(
+    adapters: Adapters, job: JobRecord, dispatch_seq: int, workers: list[str]
+) -> dict[str, Any]:
+    s = adapters.settings
+    return {
+        "job_id": job.job_id,
+        "dispatch_seq": dispatch_seq,
+        "attempt": job.attempt,
+        "workers": workers,
+        "control_url": (s.control_url or "").rstrip("/"),
+        "deadline_ts": job.deadline_at.timestamp(),
+        "max_attempts": job.max_attempts,
+        "poll_initial_s": s.workflow_poll_initial_s,
+        "poll_max_s": s.workflow_poll_max_s,
+        "loss_threshold": s.workflow_loss_threshold,
+        "use_oidc": s.workflow_use_oidc,
+    }
+
+
+def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
+    store = adapters.jobs
+    job = store.get_job(job_id)
+    if job is None:
+        return DispatchOutcome("skipped", job_id, reason="job not found")
+    route = route_for(job, adapters.settings.long_job_threshold_ms)
+    if job.status is JobStatus.QUEUED:
+        try:
+            job = store.transition(
+                job_id,
+                JobStatus.DISPATCHED,
+                expected=[JobStatus.QUEUED],
+                fields={"route": route},
+                event_data={"route": route},
+            )
+        except IllegalTransition:
+            refreshed = store.get_job(job_id)
+            if refreshed is None:
+                return DispatchOutcome("skipped", job_id, reason="job vanished")
+            job = refreshed
+    if job.status is not JobStatus.DISPATCHED:
+        return DispatchOutcome("skipped", job_id, reason=f"job is {job.status.value}")
+    # The dispatched transition appended exactly one event, so its seq is next_seq - 1: stable
+    # for every delivery concerning this transition.
+    dispatch_seq = job.next_seq - 1
+    ledger = EffectLedger(adapters.firestore, adapters.settings)
+    target: list[str] = []
+
+    def enqueue() -> None:
+        target.append(_send(adapters, job, route, dispatch_seq))
+
+    if not once(ledger, dispatch_key(job_id, dispatch_seq), enqueue):
+        return DispatchOutcome(
+            "skipped", job_id, reason="already enqueued", dispatch_seq=dispatch_seq
+        )
+    return DispatchOutcome(
+        "dispatched", job_id, route=route, dispatch_seq=dispatch_seq, target=target[0]
+    )
+
+
+def _send(adapters: Adapters, job: JobRecord, route: str, dispatch_seq: int) -> str:
+    workers = list(candidate_urls(adapters, job.session_id, now=utcnow()))
+    if route == "workflows":
+        execution = adapters.workflows.start(
+            workflow_argument(adapters, job, dispatch_seq, workers)
+        )
+        JOBS_DISPATCHED.labels(route="workflows", queue="workflows").inc()
+        log.info(
+            "long job dispatched to workflows",
+            extra={"fields": {"job_id": job.job_id, "execution": execution, "seq": dispatch_seq}},
+        )
+        return execution
+    queue = job.request.priority.value
+    url = f"{workers[0]}/v1/jobs/{job.job_id}:run"
+    adapters.tasks.enqueue_http(
+        queue,
+        url=url,
+        body={"job_id": job.job_id, "dispatch_seq": dispatch_seq},
+        task_id=task_id_for(job.job_id, dispatch_seq),
+    )
+    JOBS_DISPATCHED.labels(route="tasks", queue=queue).inc()
+    log.info(
+        "job dispatched",
+        extra={"fields": {"job_id": job.job_id, "queue": queue, "url": url, "seq": dispatch_seq}},
+    )
+    return url

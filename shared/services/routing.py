@@ -1,0 +1,110 @@
+"""Choosing a worker: rendezvous (highest-random-weight) hashing of the session id over the
+healthy registered workers, so a session keeps landing on the same worker (warm session files)
+while adding or removing one worker moves only that worker's share of sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.adapters import Adapters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    worker_id: str
+    url: str
+    heartbeat_at: datetime | None = None
+    slots: int = 1
+    draining: bool = False
+
+
+def _score(key: str, worker_id: str) -> int:
+    digest = hashlib.sha256(f"{key}\x00{worker_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def rank_workers(key: str, workers: Iterable[WorkerInfo]) -> list[WorkerInfo]:
+    """All workers, best first for `key` (deterministic; ties broken by id)."""
+    return sorted(workers, key=lambda w: (-_score(key, w.worker_id), w.worker_id))
+
+
+def healthy(
+    workers: Iterable[WorkerInfo], *, now: datetime, stale_after: timedelta
+) -> list[WorkerInfo]:
+    """Workers with a fresh heartbeat, not draining, with at least one slot."""
+    return [
+        w
+        for w in workers
+        if not w.draining
+        and w.slots > 0
+        and w.url
+        and w.heartbeat_at is not None
+        and now - w.heartbeat_at <= stale_after
+    ]
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def worker_from_doc(worker_id: str, doc: dict[str, Any]) -> WorkerInfo:
+    slots_raw = doc.get("slots", 1)
+    try:
+        slots = int(slots_raw)
+    except (TypeError, ValueError):
+        slots = 1
+    return WorkerInfo(
+        worker_id=worker_id,
+        url=str(doc.get("url") or "").rstrip("/"),
+        heartbeat_at=_as_datetime(doc.get("heartbeat_at")),
+        slots=slots,
+        draining=bool(doc.get("draining", False)),
+    )
+
+
+def registered_workers(adapters: Adapters) -> list[WorkerInfo]:
+    col = adapters.firestore.collection(adapters.settings.workers_collection)
+    return [worker_from_doc(s.id, s.to_dict() or {}) for s in col.stream()]
+
+
+def candidate_urls(adapters: Adapters, session_key: str, *, now: datetime) -> Sequence[str]:
+    """Worker base URLs, best first. Falls back to `settings.worker_url` when no healthy worker
+    is registered (a single worker behind a load balancer, or the registry not yet populated)."""
+    settings = adapters.settings
+    alive = healthy(
+        registered_workers(adapters),
+        now=now,
+        stale_after=timedelta(seconds=settings.worker_stale_seconds),
+    )
+    if not alive:
+        return [settings.worker_url.rstrip("/")]
+    return [w.url for w in rank_workers(session_key, alive)]
+
+
+def worker_url_for(adapters: Adapters, worker_id: str) -> str | None:
+    snap = (
+        adapters.firestore.collection(adapters.settings.workers_collection)
+        .document(worker_id)
+        .get()
+    )
+    if not snap.exists:
+        return None
+    return worker_from_doc(worker_id, snap.to_dict() or {}).url or None

@@ -1,0 +1,201 @@
+"""The sweeper (Cloud Scheduler → HTTP function): recovers jobs nobody is moving.
+
+- running with an expired lease → queued while attempts remain, else failed;
+- dispatched but never started for `dispatch_stale_seconds` → queued (re-triggers dispatch);
+- non-terminal past `deadline_at` → timed_out (a running one also gets `cancel_requested`, and
+  its worker is asked to stop).
+Every change is a guarded transition that re-checks the condition on the fresh document, so
+concurrent sweeps (or a racing worker heartbeat) cannot double-apply or undo progress.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+import httpx
+
+from shared.errors import IllegalTransition, NotFound
+from shared.metrics import STUCK_JOBS, SWEEPER_ACTIONS
+from shared.models import JobError, JobRecord, JobStatus
+from shared.services.common import utcnow
+from shared.services.routing import worker_url_for
+
+if TYPE_CHECKING:
+    from shared.adapters import Adapters
+
+log = logging.getLogger(__name__)
+BATCH = 200
+NON_TERMINAL = (JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING)
+Action = Literal["requeued", "failed", "redispatched", "timed_out"]
+
+
+@dataclass
+class SweepSummary:
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    redispatched: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    stuck: int = 0
+    errors: int = 0
+
+    def record(self, action: Action, job_id: str) -> None:
+        getattr(self, action).append(job_id)
+        SWEEPER_ACTIONS.labels(action=action).inc()
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _lease_expired(now: datetime):  # type: ignore[no-untyped-def]
+    def guard(job: JobRecord) -> None:
+        if job.lease_expires_at is None or job.lease_expires_at >= now:
+            raise IllegalTransition(f"job {job.job_id} lease was renewed")
+
+    return guard
+
+
+def requeue_or_fail_expired(adapters: Adapters, job: JobRecord, now: datetime) -> Action | None:
+    """Recover one running job whose lease expired (re-checked on the fresh document)."""
+    store = adapters.jobs
+    try:
+        if job.attempt < job.max_attempts:
+            store.transition(
+                job.job_id,
+                JobStatus.QUEUED,
+                expected=[JobStatus.RUNNING],
+                guard=_guarded_attempt(job.attempt, now),
+                reason="lease expired",
+                event_data={"lost_worker": job.lease_owner},
+            )
+            return "requeued"
+        store.transition(
+            job.job_id,
+            JobStatus.FAILED,
+            expected=[JobStatus.RUNNING],
+            guard=_guarded_attempt(job.attempt, now),
+            fields={
+                "error": JobError(
+                    code="worker-lost",
+                    message=f"worker lease expired on attempt {job.attempt} of "
+                    f"{job.max_attempts}; no attempts left",
+                    retryable=False,
+                )
+            },
+            reason="lease expired after max attempts",
+        )
+        return "failed"
+    except (IllegalTransition, NotFound):
+        return None
+
+
+def _guarded_attempt(attempt: int, now: datetime):  # type: ignore[no-untyped-def]
+    lease_guard = _lease_expired(now)
+
+    def guard(job: JobRecord) -> None:
+        if job.attempt != attempt:
+            raise IllegalTransition(f"job {job.job_id} moved to another attempt")
+        lease_guard(job)
+
+    return guard
+
+
+def redispatch_stale(adapters: Adapters, job: JobRecord, before: datetime) -> Action | None:
+    def still_stale(current: JobRecord) -> None:
+        if current.dispatched_at is None or current.dispatched_at >= before:
+            raise IllegalTransition(f"job {current.job_id} was dispatched again recently")
+
+    try:
+        adapters.jobs.transition(
+            job.job_id,
+            JobStatus.QUEUED,
+            expected=[JobStatus.DISPATCHED],
+            guard=still_stale,
+            reason="dispatch lost (never started)",
+        )
+    except (IllegalTransition, NotFound):
+        return None
+    return "redispatched"
+
+
+def time_out(
+    adapters: Adapters, job_id: str, now: datetime, *, grace_s: float = 0.0
+) -> Action | None:
+    """Move a non-terminal job past its deadline to timed_out (a running job is also flagged
+    `cancel_requested`, and its worker asked to stop, best effort)."""
+    owners: list[str | None] = []
+
+    def overdue(current: JobRecord) -> None:
+        if current.deadline_at > now + timedelta(seconds=grace_s):
+            raise IllegalTransition(f"job {current.job_id} is not past its deadline")
+        owners.append(current.lease_owner if current.status is JobStatus.RUNNING else None)
+
+    try:
+        adapters.jobs.transition(
+            job_id,
+            JobStatus.TIMED_OUT,
+            expected=list(NON_TERMINAL),
+            guard=overdue,
+            fields={
+                "cancel_requested": True,
+                "error": JobError(code="timed-out", message="the job's deadline passed"),
+            },
+            reason="deadline exceeded",
+        )
+    except (IllegalTransition, NotFound):
+        return None
+    if owners and owners[-1]:
+        _ask_worker_to_stop(adapters, job_id, owners[-1])
+    return "timed_out"
+
+
+def _ask_worker_to_stop(adapters: Adapters, job_id: str, owner: str) -> None:
+    # Workers also watch `cancel_requested`; this call only makes the stop immediate.
+    url = worker_url_for(adapters, owner)
+    if not url:
+        return
+    try:
+        httpx.post(f"{url}/v1/jobs/{job_id}:cancel", json={"reason": "deadline"}, timeout=3.0)
+    except httpx.HTTPError as exc:
+        log.info(
+            "worker cancel call failed", extra={"fields": {"job_id": job_id, "error": str(exc)}}
+        )
+
+
+def sweep(adapters: Adapters, *, now: datetime | None = None) -> SweepSummary:
+    now = now or utcnow()
+    store = adapters.jobs
+    summary = SweepSummary()
+    stuck: set[str] = set()
+
+    for status in NON_TERMINAL:
+        for job in store.query_by_status(status, field_name="deadline_at", before=now, limit=BATCH):
+            stuck.add(job.job_id)
+            action = time_out(adapters, job.job_id, now)
+            if action:
+                summary.record(action, job.job_id)
+
+    for job in store.query_by_status(
+        JobStatus.RUNNING, field_name="lease_expires_at", before=now, limit=BATCH
+    ):
+        stuck.add(job.job_id)
+        action = requeue_or_fail_expired(adapters, job, now)
+        if action:
+            summary.record(action, job.job_id)
+
+    before = now - timedelta(seconds=adapters.settings.dispatch_stale_seconds)
+    for job in store.query_by_status(
+        JobStatus.DISPATCHED, field_name="dispatched_at", before=before, limit=BATCH
+    ):
+        stuck.add(job.job_id)
+        action = redispatch_stale(adapters, job, before)
+        if action:
+            summary.record(action, job.job_id)
+
+    summary.stuck = len(stuck)
+    STUCK_JOBS.set(len(stuck))
+    if stuck:
+        log.info("sweep finished", extra={"fields": {k: v for k, v in summary.as_dict().items()}})
+    return summary
