@@ -1,6 +1,6 @@
 """Job records and their events on Firestore.
 
-Design notes (see docs/decisions/0002-optimistic-job-writes.md):
+Design notes (see docs/decisions/0010-optimistic-job-writes.md):
 - Every write to a job document is guarded by an update-time precondition (optimistic
   concurrency) instead of a transaction: no locks are held, so the emulator and Firestore do
   not serialise unrelated writers, and a lost race is simply re-read and re-checked.
