@@ -1,0 +1,1 @@
+"""The HTTP/SSE/WebSocket API service."""

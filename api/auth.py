@@ -1,0 +1,195 @@
+"""Who is calling: API keys (X-API-KEY or `Authorization: Bearer`), or the identity API Gateway
+forwards when the deployment trusts it; then scope checks and the per-key rate limit."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.apikeys import KEY_PREFIX, ApiKey, Scope, find_key, hash_key
+from shared.errors import Forbidden, RateLimited, Unauthorized
+from shared.ratelimit import Decision, RateLimiter
+
+GATEWAY_USERINFO_HEADER = "x-apigateway-api-userinfo"
+_SCOPE_SPLIT = re.compile(r"[/.:]")
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    tenant: str
+    tier: str
+    scopes: frozenset[str]
+    rate_limit_per_minute: int
+    via: str = "api_key"
+
+    def has(self, scope: Scope | str) -> bool:
+        return str(scope) in self.scopes
+
+
+class KeyRateLimited(RateLimited):
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(
+            f"rate limit of {decision.limit} requests per minute exceeded",
+            retry_after_s=max(1, decision.retry_after_s),
+            extra={"limit": decision.limit},
+        )
+        self.headers = decision.headers()
+
+
+class MissingCredentials(Unauthorized):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": 'ApiKey header="X-API-KEY"'}
+
+
+class KeyCache:
+    """Recently verified keys, so a burst of requests costs one Firestore read per key."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_s
+        self._clock = clock
+        self._entries: dict[str, tuple[float, ApiKey | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> tuple[bool, ApiKey | None]:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None or entry[0] < self._clock():
+                return False, None
+            return True, entry[1]
+
+    def put(self, digest: str, key: ApiKey | None) -> None:
+        if self._ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) > 50_000:
+                self._entries.clear()
+            self._entries[digest] = (self._clock() + self._ttl, key)
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The caller's key: X-API-KEY, or `Authorization: Bearer`.
+
+    Behind API Gateway X-API-KEY may hold the Google Cloud API key the gateway checks for its
+    quota; the service's own key then travels as the bearer token, so a value that looks like
+    one of our keys wins.
+    """
+    candidates = []
+    key = headers.get("x-api-key", "").strip()
+    if key:
+        candidates.append(key)
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        candidates.append(value.strip())
+    for candidate in candidates:
+        if candidate.startswith(KEY_PREFIX):
+            return candidate
+    return candidates[0] if candidates else None
+
+
+def principal_from_key(key: ApiKey, tier_limit: Callable[[str], int]) -> Principal:
+    return Principal(
+        key_id=key.key_id,
+        tenant=key.tenant,
+        tier=key.tier.value,
+        scopes=frozenset(s.value for s in key.scopes),
+        rate_limit_per_minute=key.rate_limit_per_minute or tier_limit(key.tier.value),
+    )
+
+
+def map_gateway_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """OAuth scopes such as `codex.read`, `https://…/auth/codex:write` or `admin` → our scopes."""
+    raw: list[str] = []
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        raw.extend(scope.split())
+    scopes = claims.get("scopes")
+    if isinstance(scopes, list):
+        raw.extend(str(s) for s in scopes)
+    known = {s.value for s in Scope}
+    mapped = {_SCOPE_SPLIT.split(item)[-1].lower() for item in raw}
+    return frozenset(mapped & known)
+
+
+def principal_from_gateway(header: str, tier_limit: Callable[[str], int]) -> Principal:
+    """Decode API Gateway's base64url JSON of the verified token's claims."""
+    try:
+        padded = header + "=" * (-len(header) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("unreadable gateway identity") from None
+    if not isinstance(claims, dict):
+        raise Unauthorized("unreadable gateway identity")
+    tenant = claims.get("tenant")
+    subject = claims.get("sub") or claims.get("email")
+    if not isinstance(tenant, str) or not tenant or not subject:
+        raise Forbidden("the gateway identity carries no tenant")
+    tier = str(claims.get("tier") or "STANDARD").upper()
+    tier = tier if tier in ("STANDARD", "PREMIUM") else "STANDARD"
+    return Principal(
+        key_id=f"gw:{subject}",
+        tenant=tenant,
+        tier=tier,
+        scopes=map_gateway_scopes(claims),
+        rate_limit_per_minute=tier_limit(tier),
+        via="gateway",
+    )
+
+
+class Authenticator:
+    def __init__(
+        self,
+        *,
+        lookup: Callable[[str], ApiKey | None],
+        tier_limit: Callable[[str], int],
+        limiter: RateLimiter,
+        cache: KeyCache,
+        trust_gateway: bool,
+    ) -> None:
+        self._lookup = lookup
+        self._tier_limit = tier_limit
+        self._limiter = limiter
+        self._cache = cache
+        self._trust_gateway = trust_gateway
+
+    def identify(self, headers: Mapping[str, str]) -> Principal:
+        if self._trust_gateway:
+            forwarded = headers.get(GATEWAY_USERINFO_HEADER)
+            if forwarded:
+                return principal_from_gateway(forwarded, self._tier_limit)
+        plaintext = presented_key(headers)
+        if not plaintext:
+            raise MissingCredentials("an API key is required (X-API-KEY header)")
+        digest = hash_key(plaintext)
+        hit, key = self._cache.get(digest)
+        if not hit:
+            key = self._lookup(plaintext)
+            self._cache.put(digest, key)
+        if key is None or not key.active:
+            raise MissingCredentials("the API key is not valid")
+        return principal_from_key(key, self._tier_limit)
+
+    def authorize(self, principal: Principal, scope: Scope) -> None:
+        # admin implies the other scopes; write does not imply read (a submit-only key is valid).
+        if not (principal.has(scope) or principal.has(Scope.ADMIN)):
+            raise Forbidden(f"this key lacks the {scope.value} scope")
+
+    def throttle(self, principal: Principal) -> Decision:
+        decision = self._limiter.hit(
+            f"key:{principal.key_id}", limit=principal.rate_limit_per_minute, window_s=60.0
+        )
+        if not decision.allowed:
+            raise KeyRateLimited(decision)
+        return decision
+
+
+def lookup_with(client: Any, settings: Any) -> Callable[[str], ApiKey | None]:
+    return lambda plaintext: find_key(client, settings, plaintext)

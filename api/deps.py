@@ -1,0 +1,83 @@
+"""Per-process services (built once in the app's lifespan) and the request dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
+
+from api.auth import Authenticator, KeyCache, Principal, lookup_with
+from api.settings import ApiSettings
+from api.streaming import ConnectionRegistry
+from api.watch import Listeners
+from shared.adapters import Adapters
+from shared.apikeys import Scope
+from shared.jobstore import JobStore
+from shared.log import current_trace_id
+from shared.ratelimit import RateLimiter
+
+RATE_LIMIT_STATE = "ratelimit_headers"
+
+
+@dataclass
+class Services:
+    settings: ApiSettings
+    adapters: Adapters
+    jobs: JobStore
+    limiter: RateLimiter
+    auth: Authenticator
+    listeners: Listeners
+    connections: ConnectionRegistry
+
+    @classmethod
+    def build(cls, settings: ApiSettings, adapters: Adapters | None = None) -> Services:
+        adapters = adapters or Adapters(settings)
+        limiter = RateLimiter(adapters.redis)
+        auth = Authenticator(
+            lookup=lookup_with(adapters.firestore, settings),
+            tier_limit=settings.tier_limit,
+            limiter=limiter,
+            cache=KeyCache(settings.api_key_cache_s),
+            trust_gateway=settings.trust_gateway_userinfo,
+        )
+        return cls(
+            settings=settings,
+            adapters=adapters,
+            jobs=adapters.jobs,
+            limiter=limiter,
+            auth=auth,
+            listeners=Listeners(adapters.firestore, settings),
+            connections=ConnectionRegistry(),
+        )
+
+
+def get_services(conn: HTTPConnection) -> Services:
+    services: Services = conn.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _principal_with(scope: Scope) -> Callable[..., Principal]:
+    def dependency(request: Request, services: ServicesDep) -> Principal:
+        principal = services.auth.identify(request.headers)
+        services.auth.authorize(principal, scope)
+        decision = services.auth.throttle(principal)
+        request.state.ratelimit_headers = decision.headers()
+        return principal
+
+    dependency.__name__ = f"require_{scope.value}"
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(_principal_with(Scope.READ))]
+Writer = Annotated[Principal, Depends(_principal_with(Scope.WRITE))]
+Admin = Annotated[Principal, Depends(_principal_with(Scope.ADMIN))]
+
+
+def trace_id() -> str | None:
+    return current_trace_id()

@@ -1,0 +1,296 @@
+"""What the API does, as plain functions: no HTTP types in here.
+
+Route handlers decode the request, call one of these, and map the result (or the raised
+`shared.errors` exception) onto an HTTP response.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from google.cloud import firestore
+
+from shared import metrics
+from shared.adapters.storage import BlobInfo, BlobStore
+from shared.errors import Conflict, InvalidInput, NotFound, RateLimited
+from shared.jobstore import JobStore, job_id_for_key
+from shared.models import (
+    Channel,
+    JobRecord,
+    JobRequest,
+    JobStatus,
+    Mode,
+)
+from shared.settings import Settings
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: str
+    key_id: str
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: JobRecord
+    created: bool
+    # Only when this call generated the webhook secret (returned once, never again).
+    webhook_secret: str | None = None
+
+
+class TooManyActiveJobs(RateLimited):
+    code = "too-many-active-jobs"
+    title = "Too many active jobs"
+
+
+def decode_record(doc: Mapping[str, Any]) -> JobRecord:
+    """A job document as stored (JSON-string fields) → JobRecord."""
+    data = dict(doc)
+    for key in ("request", "result", "error"):
+        raw = data.get(key)
+        if isinstance(raw, str):
+            data[key] = json.loads(raw)
+    return JobRecord.model_validate(data)
+
+
+def _check_webhook_target(url: str, allow_private: bool) -> None:
+    if allow_private:
+        return
+    host = (urlsplit(url).hostname or "").strip("[]").lower()
+    private = host in ("localhost", "metadata.google.internal") or host.endswith(".localhost")
+    try:
+        address = ipaddress.ip_address(host)
+        private = private or not address.is_global
+    except ValueError:
+        pass
+    if private:
+        raise InvalidInput(
+            "webhook URL points at a private address",
+            errors=[{"loc": ["body", "webhook", "url"], "msg": "must be a public address"}],
+        )
+
+
+def count_active_jobs(client: firestore.Client, settings: Settings, tenant: str) -> int:
+    """Non-terminal jobs of a tenant (an aggregation query: no documents are transferred)."""
+    query = (
+        client.collection(settings.topology.firestore.jobs_collection)
+        .where(filter=firestore.FieldFilter("tenant", "==", tenant))
+        .where(filter=firestore.FieldFilter("status", "in", [s.value for s in ACTIVE_STATUSES]))
+    )
+    counter: Any = query.count(alias="n")
+    result = JobStore._call(lambda: counter.get())
+    return int(result[0][0].value)
+
+
+def submit_job(
+    store: JobStore,
+    client: firestore.Client,
+    settings: Settings,
+    request: JobRequest,
+    *,
+    caller: Caller,
+    max_active_jobs: int,
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Create a queued job for the caller's tenant, or find the one an idempotency key made.
+
+    The active-jobs cap is checked before creating (a soft cap: two racing submissions can both
+    pass the check; the cap bounds load, it is not an exact quota).
+    """
+    key = idempotency_key or request.idempotency_key
+    if key:
+        request = request.model_copy(update={"idempotency_key": key})
+        existing = store.get_job(job_id_for_key(caller.tenant, key))
+        if existing is not None:
+            if existing.request_hash != request.fingerprint():
+                raise Conflict(
+                    "idempotency key already used with a different request",
+                    extra={"job_id": existing.job_id},
+                )
+            return Submission(existing, created=False)
+    if request.webhook is not None:
+        _check_webhook_target(request.webhook.url, settings.webhook_allow_private)
+    active = count_active_jobs(client, settings, caller.tenant)
+    if active >= max_active_jobs:
+        raise TooManyActiveJobs(
+            f"tenant has {active} active jobs (limit {max_active_jobs})",
+            retry_after_s=5.0,
+            extra={"limit": max_active_jobs, "active_jobs": active},
+        )
+    generated: str | None = None
+    secret: str | None = None
+    if request.webhook is not None:
+        secret = request.webhook.secret
+        if secret is None:
+            secret = generated = secrets.token_urlsafe(32)
+        # The secret lives in its own field only; the stored request never repeats it.
+        request = request.model_copy(
+            update={"webhook": request.webhook.model_copy(update={"secret": None})}
+        )
+    source = {"key_id": caller.key_id}
+    if caller.trace_id:
+        source["trace_id"] = caller.trace_id
+    outcome = store.create_job(
+        request,
+        tenant=caller.tenant,
+        channel=Channel.HTTP,
+        idempotency_key=key,
+        source=source,
+        webhook_secret=secret,
+        route="workflows" if request.is_long(settings.long_job_threshold_ms) else "tasks",
+    )
+    if outcome.created:
+        metrics.JOBS_SUBMITTED.labels(Channel.HTTP.value, request.priority.value).inc()
+    return Submission(outcome.job, outcome.created, generated if outcome.created else None)
+
+
+def cancel_job(store: JobStore, job_id: str, *, tenant: str) -> JobRecord:
+    """Cancel a job that has not finished; Conflict when it already reached a terminal state."""
+    job = store.require_job(job_id, tenant=tenant)
+    if job.status.terminal:
+        raise Conflict(
+            f"job {job_id} already {job.status.value}",
+            extra={"job_id": job_id, "from": job.status.value},
+        )
+    updated = store.request_cancel(job_id)
+    if updated.status.terminal and updated.status is not JobStatus.CANCELLED:
+        raise Conflict(
+            f"job {job_id} already {updated.status.value}",
+            extra={"job_id": job_id, "from": updated.status.value},
+        )
+    return updated
+
+
+# ---- views (what callers see of a job) ------------------------------------------------------
+
+
+def job_urls(base_url: str, job_id: str) -> dict[str, str]:
+    base = base_url.rstrip("/")
+    return {
+        "status_url": f"{base}/v2/jobs/{job_id}",
+        "events_url": f"{base}/v2/jobs/{job_id}/events",
+    }
+
+
+def execution_time_ms(job: JobRecord) -> int | None:
+    if job.result is not None and job.result.duration_ms is not None:
+        return job.result.duration_ms
+    if job.started_at is not None and job.finished_at is not None:
+        return int((job.finished_at - job.started_at).total_seconds() * 1000)
+    return None
+
+
+def job_view(job: JobRecord, base_url: str) -> dict[str, Any]:
+    """The public representation of a job (no webhook secret, no lease internals)."""
+    request = job.request.model_dump(mode="json")
+    if request.get("webhook"):
+        request["webhook"].pop("secret", None)
+    return {
+        "job_id": job.job_id,
+        "session_id": job.session_id,
+        "status": job.status.value,
+        "mode": job.request.mode.value,
+        "priority": job.request.priority.value,
+        "channel": job.channel.value,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "deadline_at": job.deadline_at,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "cancel_requested": job.cancel_requested,
+        "metadata": dict(job.request.metadata),
+        "request": request,
+        "result": job.result.model_dump(mode="json") if job.result else None,
+        "error": job.error.model_dump(mode="json") if job.error else None,
+        "execution_time_ms": execution_time_ms(job),
+        **job_urls(base_url, job.job_id),
+    }
+
+
+def sync_view(job: JobRecord) -> dict[str, Any]:
+    result = job.result
+    stderr = ""
+    if job.error is not None:
+        stderr = job.error.message
+    elif result is not None and result.stderr_tail:
+        stderr = result.stderr_tail
+    return {
+        "session_id": job.session_id,
+        "mode": Mode.SYNC.value,
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "exit_code": result.exit_code if result else None,
+        "stdout": (result.final_message or "") if result else "",
+        "stderr": stderr,
+        "execution_time_ms": execution_time_ms(job),
+        "result": result.model_dump(mode="json") if result else None,
+    }
+
+
+def async_view(job: JobRecord, base_url: str, mode: Mode) -> dict[str, Any]:
+    return {
+        "session_id": job.session_id,
+        "mode": mode.value,
+        "job_id": job.job_id,
+        "status": job.status.value,
+        # No history-based estimate yet: the deadline is the latest the job can finish.
+        "estimated_completion": job.deadline_at,
+        **job_urls(base_url, job.job_id),
+    }
+
+
+# ---- artifacts -----------------------------------------------------------------------------
+
+
+def _artifact_object(job_id: str, name: str) -> str:
+    parts = name.split("/")
+    if not name or any(p in ("", ".", "..") for p in parts):
+        raise NotFound(f"artifact {name} not found")
+    return f"{job_id}/{name}"
+
+
+def list_artifacts(blobs: BlobStore, job_id: str) -> list[BlobInfo]:
+    bucket = blobs.bucket_name("outputs")
+    return blobs.list(bucket, prefix=f"{job_id}/")
+
+
+@dataclass(frozen=True)
+class ArtifactDownload:
+    name: str
+    signed_url: str | None
+    data: bytes | None
+    content_type: str
+
+
+def get_artifact(
+    blobs: BlobStore, job_id: str, name: str, *, url_ttl_s: int, max_bytes: int
+) -> ArtifactDownload:
+    from datetime import timedelta
+
+    bucket = blobs.bucket_name("outputs")
+    object_name = _artifact_object(job_id, name)
+    info = blobs.stat(bucket, object_name)
+    if info is None:
+        raise NotFound(f"artifact {name} not found")
+    content_type = info.content_type or "application/octet-stream"
+    url = blobs.signed_url(bucket, object_name, ttl=timedelta(seconds=url_ttl_s))
+    if url is not None:
+        return ArtifactDownload(name, url, None, content_type)
+    data = blobs.get(bucket, object_name, max_bytes=max_bytes)
+    return ArtifactDownload(name, None, data, content_type)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,61 @@
+"""The API service's settings: the shared settings plus the knobs only this service reads.
+
+`ApiSettings` extends `shared.settings.Settings`, so the API process still loads exactly one
+validated settings object (same `CODEX_CLOUD_` prefix, same production safety checks).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from shared.settings import Settings
+
+
+class ApiSettings(Settings):
+    # Requests per minute per API key, by the key's tier (a key may carry its own override).
+    rate_limit_standard_per_minute: int = Field(default=1_000, ge=1)
+    rate_limit_premium_per_minute: int = Field(default=10_000, ge=1)
+    # Jobs of one tenant that may be queued/dispatched/running at once (new submissions get 429).
+    max_active_jobs_per_tenant: int = Field(default=100, ge=1)
+    # Request bodies above this size are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    # A sync request waits for the job's timeout plus this margin, capped by sync_max_wait_s,
+    # then answers 202 with the async shape.
+    sync_wait_margin_s: float = Field(default=5.0, ge=0)
+    sync_max_wait_s: float = Field(default=900.0, gt=0)
+    # Interval of heartbeats on SSE and WebSocket streams (keeps proxies from closing them).
+    stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    # Lifetime of the connection token handed out for mode=stream.
+    stream_token_ttl_s: int = Field(default=300, ge=10, le=3_600)
+    # Public base URL for WebSocket clients (ws:// or wss://); derived from api_base_url if unset.
+    websocket_base_url: str | None = None
+    # Accept the identity API Gateway forwards in X-Apigateway-Api-Userinfo. Only safe when the
+    # service is reachable solely through the gateway (Cloud Run invoker = the gateway identity).
+    trust_gateway_userinfo: bool = False
+    # How long a verified API key stays cached in the process (revocation delay upper bound).
+    api_key_cache_s: float = Field(default=5.0, ge=0)
+    # Lifetime of signed artifact download URLs.
+    artifact_url_ttl_s: int = Field(default=900, ge=60, le=604_800)
+    # Largest artifact proxied through the API when a signed URL cannot be made.
+    artifact_proxy_max_bytes: int = Field(default=64 * 1_048_576, ge=1)
+
+    def tier_limit(self, tier: str) -> int:
+        if tier.upper() == "PREMIUM":
+            return self.rate_limit_premium_per_minute
+        return self.rate_limit_standard_per_minute
+
+    @property
+    def ws_base_url(self) -> str:
+        if self.websocket_base_url:
+            return self.websocket_base_url.rstrip("/")
+        base = self.api_base_url.rstrip("/")
+        if base.startswith("https://"):
+            return "wss://" + base.removeprefix("https://")
+        return "ws://" + base.removeprefix("http://")
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()

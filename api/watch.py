@@ -1,0 +1,148 @@
+"""Firestore listeners bridged into asyncio.
+
+The sync Firestore client's `on_snapshot` runs callbacks on its own thread; the callbacks only
+hand data to the event loop with `call_soon_threadsafe`, and every listener is closed (on a
+worker thread: closing joins the listener's thread) when the waiting request ends or the client
+disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from google.cloud import firestore
+
+from api.service import decode_record
+from shared.jobstore import decode_event
+from shared.models import JobEvent, JobRecord, JobStatus, MessageType
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def is_final_event(event: JobEvent) -> bool:
+    """The `complete` event of a terminal state change (codex's own `turn.completed` is also a
+    `complete` message, but carries no terminal status)."""
+    if event.message_type is not MessageType.COMPLETE:
+        return False
+    status = event.data.get("status")
+    try:
+        return status is not None and JobStatus(status).terminal
+    except ValueError:
+        return False
+
+
+def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    # The loop may already be closed when a late snapshot arrives after the request ended.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)
+
+
+def _close_later(watch: Any) -> None:
+    if watch is None:
+        return
+    loop = asyncio.get_running_loop()
+    loop.run_in_executor(None, _unsubscribe, watch)
+
+
+def _unsubscribe(watch: Any) -> None:
+    try:
+        watch.unsubscribe()
+    except Exception:  # closing a broken stream must not fail the request
+        log.debug("listener close failed", exc_info=True)
+
+
+class Listeners:
+    """Factory for the two listener kinds the API uses."""
+
+    def __init__(self, client: firestore.Client, settings: Settings) -> None:
+        names = settings.topology.firestore
+        self._jobs = client.collection(names.jobs_collection)
+        self._events_name = names.events_subcollection
+
+    async def wait_terminal(self, job_id: str, timeout_s: float) -> JobRecord | None:
+        """The job once it reaches a terminal state, or None when `timeout_s` runs out."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[JobRecord] = loop.create_future()
+
+        def settle(record: JobRecord) -> None:
+            if not done.done():
+                done.set_result(record)
+
+        def on_snapshot(docs: list[Any], _changes: Any, _read_time: Any) -> None:
+            for doc in docs:
+                if not doc.exists:
+                    continue
+                record = decode_record(doc.to_dict())
+                if record.status.terminal:
+                    _post(loop, settle, record)
+
+        watch = self._jobs.document(job_id).on_snapshot(on_snapshot)
+        try:
+            return await asyncio.wait_for(asyncio.shield(done), timeout=timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            _close_later(watch)
+
+    def events(self, job_id: str, after_seq: int) -> EventFeed:
+        query = (
+            self._jobs.document(job_id)
+            .collection(self._events_name)
+            .where(filter=firestore.FieldFilter("seq", ">", after_seq))
+            .order_by("seq")
+        )
+        return EventFeed(query, after_seq)
+
+
+class EventFeed:
+    """New events of one job, in sequence order, without duplicates.
+
+    Use as `async with feed:`; `await feed.next_batch(timeout)` returns the next events (empty on
+    timeout, so the caller can send a heartbeat).
+    """
+
+    def __init__(self, query: Any, after_seq: int) -> None:
+        self._query = query
+        self.last_seq = after_seq
+        self._queue: asyncio.Queue[list[JobEvent]] = asyncio.Queue()
+        self._watch: Any = None
+
+    async def __aenter__(self) -> EventFeed:
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+
+        def on_snapshot(_docs: Any, changes: list[Any], _read_time: Any) -> None:
+            added = [
+                decode_event(change.document.to_dict())
+                for change in changes
+                if change.type.name == "ADDED"
+            ]
+            if added:
+                _post(loop, queue.put_nowait, added)
+
+        self._watch = self._query.on_snapshot(on_snapshot)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        _close_later(self._watch)
+        self._watch = None
+
+    async def next_batch(self, timeout_s: float) -> list[JobEvent]:
+        try:
+            batch = await asyncio.wait_for(self._queue.get(), timeout=timeout_s)
+        except TimeoutError:
+            return []
+        while not self._queue.empty():
+            batch.extend(self._queue.get_nowait())
+        fresh = sorted((e for e in batch if e.seq > self.last_seq), key=lambda e: e.seq)
+        out: list[JobEvent] = []
+        for event in fresh:
+            if event.seq > self.last_seq:
+                out.append(event)
+                self.last_seq = event.seq
+        return out
