@@ -1,0 +1,100 @@
+# Firestore (native mode) with the composite indexes the code's queries need and a TTL policy on
+# the events collection group. The emulator does not enforce composite indexes, so every query the
+# services make with an equality filter plus an order/range on another field is listed here.
+locals {
+  jobs   = var.collections.jobs_collection
+  events = var.collections.events_subcollection
+  keys   = var.collections.keys_collection
+
+  indexes = {
+    # GET /v1/jobs?tenant=… newest first, paginated by cursor (__name__ breaks ties).
+    jobs_by_tenant = {
+      collection = local.jobs
+      fields = [
+        { path = "tenant", order = "ASCENDING" },
+        { path = "created_at", order = "DESCENDING" },
+        { path = "__name__", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_tenant_status = {
+      collection = local.jobs
+      fields = [
+        { path = "tenant", order = "ASCENDING" },
+        { path = "status", order = "ASCENDING" },
+        { path = "created_at", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_tenant_channel = {
+      collection = local.jobs
+      fields = [
+        { path = "tenant", order = "ASCENDING" },
+        { path = "channel", order = "ASCENDING" },
+        { path = "created_at", order = "DESCENDING" },
+      ]
+    }
+    # Sweeper: running jobs whose lease expired.
+    jobs_by_status_lease = {
+      collection = local.jobs
+      fields = [
+        { path = "status", order = "ASCENDING" },
+        { path = "lease_expires_at", order = "ASCENDING" },
+      ]
+    }
+    # Sweeper: queued/dispatched jobs that have not moved for too long.
+    jobs_by_status_updated = {
+      collection = local.jobs
+      fields = [
+        { path = "status", order = "ASCENDING" },
+        { path = "updated_at", order = "ASCENDING" },
+      ]
+    }
+    keys_by_tenant = {
+      collection = local.keys
+      fields = [
+        { path = "tenant", order = "ASCENDING" },
+        { path = "created_at", order = "ASCENDING" },
+      ]
+    }
+  }
+}
+
+resource "google_firestore_database" "this" {
+  project                           = var.project_id
+  name                              = "(default)"
+  location_id                       = var.location
+  type                              = "FIRESTORE_NATIVE"
+  concurrency_mode                  = "OPTIMISTIC"
+  point_in_time_recovery_enablement = var.point_in_time_recovery ? "POINT_IN_TIME_RECOVERY_ENABLED" : "POINT_IN_TIME_RECOVERY_DISABLED"
+  delete_protection_state           = var.delete_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy                   = var.delete_protection ? "ABANDON" : "DELETE"
+}
+
+resource "google_firestore_index" "this" {
+  for_each = local.indexes
+
+  project     = var.project_id
+  database    = google_firestore_database.this.name
+  collection  = each.value.collection
+  query_scope = "COLLECTION"
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path = fields.value.path
+      order      = fields.value.order
+    }
+  }
+}
+
+# Event documents (jobs/{id}/events/{seq}) carry expire_at; Firestore deletes them after it.
+resource "google_firestore_field" "events_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = local.events
+  field      = "expire_at"
+
+  ttl_config {}
+
+  # A TTL field needs no single-field index of its own; skipping it saves write cost.
+  index_config {}
+}
