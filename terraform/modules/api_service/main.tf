@@ -80,7 +80,7 @@ resource "google_cloud_run_v2_service" "api" {
 
       startup_probe {
         http_get {
-          path = "/healthz"
+          path = "/ready"
           port = 8080
         }
         period_seconds    = 2
@@ -89,7 +89,7 @@ resource "google_cloud_run_v2_service" "api" {
 
       liveness_probe {
         http_get {
-          path = "/healthz"
+          path = "/health"
           port = 8080
         }
         period_seconds = 30

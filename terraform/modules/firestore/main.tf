@@ -32,7 +32,18 @@ locals {
         { path = "created_at", order = "DESCENDING" },
       ]
     }
-    # Sweeper: running jobs whose lease expired.
+    jobs_by_tenant_status_channel = {
+      collection = local.jobs
+      fields = [
+        { path = "tenant", order = "ASCENDING" },
+        { path = "status", order = "ASCENDING" },
+        { path = "channel", order = "ASCENDING" },
+        { path = "created_at", order = "DESCENDING" },
+      ]
+    }
+    # Sweeper (shared/services/sweeper.py, JobStore.query_by_status): status == S and
+    # <timestamp> < now, for lease_expires_at, deadline_at and dispatched_at.
+    # Running jobs whose lease expired.
     jobs_by_status_lease = {
       collection = local.jobs
       fields = [
@@ -40,7 +51,23 @@ locals {
         { path = "lease_expires_at", order = "ASCENDING" },
       ]
     }
-    # Sweeper: queued/dispatched jobs that have not moved for too long.
+    # Non-terminal jobs past their deadline.
+    jobs_by_status_deadline = {
+      collection = local.jobs
+      fields = [
+        { path = "status", order = "ASCENDING" },
+        { path = "deadline_at", order = "ASCENDING" },
+      ]
+    }
+    # Dispatched jobs no worker picked up.
+    jobs_by_status_dispatched = {
+      collection = local.jobs
+      fields = [
+        { path = "status", order = "ASCENDING" },
+        { path = "dispatched_at", order = "ASCENDING" },
+      ]
+    }
+    # Jobs that have not changed for too long (operational queries).
     jobs_by_status_updated = {
       collection = local.jobs
       fields = [
@@ -48,6 +75,7 @@ locals {
         { path = "updated_at", order = "ASCENDING" },
       ]
     }
+    # api_keys listed per tenant, oldest first.
     keys_by_tenant = {
       collection = local.keys
       fields = [
