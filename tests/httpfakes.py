@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
+
 
 @dataclass
 class Request:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: httpx.Headers  # case-insensitive, like the wire
     body: bytes
 
     def json(self) -> Any:
@@ -53,7 +55,9 @@ def fake_server(responder: Responder) -> Iterator[FakeServer]:
     class Handler(BaseHTTPRequestHandler):
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            req = Request(self.command, self.path, dict(self.headers), self.rfile.read(length))
+            req = Request(
+                self.command, self.path, httpx.Headers(dict(self.headers)), self.rfile.read(length)
+            )
             with lock:
                 state["server"].requests.append(req)
             status, body = responder(req)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from devstack.ports import free_port
-from tests.httpfakes import FakeServer, Reply, Request, fake_server
+from tests.httpfakes import Reply, Request, fake_server
 
 REPO = Path(__file__).resolve().parents[2]
 EMULATOR = REPO / ".venv-wf" / "bin" / "workflows-emulator"
@@ -90,7 +90,11 @@ class ScriptedWorker:
         if req.method == "GET":
             self.gets += 1
             done = self.polls_until_done is not None and self.gets > self.polls_until_done
-            job = {"job_id": "j1", "status": "succeeded" if done else "running", "attempt": 1}
+            job: dict[str, Any] = {
+                "job_id": "j1",
+                "status": "succeeded" if done else "running",
+                "attempt": 1,
+            }
             if done:
                 job["result"] = {"final_message": "hello"}
             return 200, job
@@ -156,7 +160,3 @@ def test_no_worker_accepts_gives_up_after_max_attempts(workflows_url: str) -> No
         out = execute(workflows_url, argument("j1", [worker.url], ctl.url, 60))
     assert out == {"job_id": "j1", "status": "dispatch_failed", "tries": 3}
     assert len(worker.requests) == 3
-
-
-def _unused(server: FakeServer) -> None:  # keeps the import used for type checkers
-    _ = server
