@@ -1,0 +1,239 @@
+"""End-to-end latency and throughput per channel, minus the raw codex run time.
+
+Starts the local stack (emulators, functions, 2 workers, scripted model), then for each channel
+(HTTP async when the API serves POST /v1/jobs, Pub/Sub, upload, long job via Workflows) submits
+trivial `[[script:hello]]` jobs one at a time and measures submit → terminal status. The same
+run measures `codex exec` directly (same binary, same scripted model) to get the raw run time;
+overhead = channel latency - raw p50. Throughput: N jobs submitted at once through Pub/Sub vs N
+raw codex runs in parallel.
+
+    .venv/bin/python -m bench.channels --samples 20 --throughput 8
+Writes a JSON report to --out and logs each figure as a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devstack.stack import Stack, StackOptions
+from shared.adapters import Adapters
+from shared.log import configure_logging
+from shared.models import Channel, JobRequest
+from shared.settings import Settings
+
+log = logging.getLogger("bench.channels")
+PROMPT = "[[script:hello]] write hello.py"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def wait_terminal(
+    adapters: Adapters, find: Callable[[], str | None], timeout_s: float = 120
+) -> float:
+    """Poll until the job (found by `find`) is terminal; returns the monotonic finish time."""
+    deadline = time.monotonic() + timeout_s
+    job_id: str | None = None
+    while time.monotonic() < deadline:
+        job_id = job_id or find()
+        if job_id:
+            job = adapters.jobs.get_job(job_id)
+            if job is not None and job.status.terminal:
+                if job.status.value != "succeeded":
+                    raise RuntimeError(f"job {job_id} ended {job.status.value}: {job.error}")
+                return time.monotonic()
+        time.sleep(0.01)
+    raise TimeoutError(f"job {job_id} did not finish")
+
+
+def submit_pubsub(adapters: Adapters) -> float:
+    key = f"bench-{uuid.uuid4().hex}"
+    t0 = time.monotonic()
+    adapters.publisher.publish_json("jobs", {"prompt": PROMPT}, {"idempotency_key": key})
+    from shared.jobstore import job_id_for_key
+
+    job_id = job_id_for_key("default", key)
+    return wait_terminal(adapters, lambda: job_id if adapters.jobs.get_job(job_id) else None) - t0
+
+
+def submit_upload(adapters: Adapters) -> float:
+    name = f"bench/{uuid.uuid4().hex}.json"
+    bucket = adapters.storage.bucket_name("uploads")
+    t0 = time.monotonic()
+    info = adapters.storage.put(bucket, name, json.dumps({"prompt": PROMPT}).encode())
+    from shared.jobstore import job_id_for_key
+
+    job_id = job_id_for_key("default", f"gcs:{bucket}/{name}#{info.generation}")
+    return wait_terminal(adapters, lambda: job_id if adapters.jobs.get_job(job_id) else None) - t0
+
+
+def submit_workflow(adapters: Adapters) -> float:
+    t0 = time.monotonic()
+    job = adapters.jobs.create_job(
+        JobRequest(prompt=PROMPT, long_running=True), tenant="bench", channel=Channel.HTTP
+    ).job
+    return wait_terminal(adapters, lambda: job.job_id) - t0
+
+
+def http_submitter(stack: Stack, adapters: Adapters) -> Callable[[Adapters], float] | None:
+    """HTTP async through the API, if it is running and serves POST /v1/jobs."""
+    if "api" not in stack.urls:
+        return None
+    try:
+        from shared.apikeys import create_key
+
+        key = create_key(adapters.firestore, adapters.settings, tenant="bench", name="bench").key
+    except Exception as exc:  # the API's key module may not be there yet
+        log.warning("no API key for the HTTP channel: %s", exc)
+        return None
+    url = f"{stack.urls['api']}/v1/jobs"
+    headers = {"X-API-KEY": key}
+    probe = httpx.post(url, json={"prompt": PROMPT, "mode": "async"}, headers=headers, timeout=30)
+    if probe.status_code >= 300:
+        log.warning("HTTP channel unavailable: %s %s", probe.status_code, probe.text[:200])
+        return None
+
+    def submit(ad: Adapters) -> float:
+        t0 = time.monotonic()
+        resp = httpx.post(
+            url, json={"prompt": PROMPT, "mode": "async"}, headers=headers, timeout=30
+        )
+        resp.raise_for_status()
+        job_id = str(resp.json().get("job_id") or resp.json().get("id"))
+        return wait_terminal(ad, lambda: job_id) - t0
+
+    return submit
+
+
+async def raw_codex_runs(model_base_url: str, n: int, parallel: int) -> list[float]:
+    """`codex exec` directly with the same scripted model: wall time per run."""
+    from worker.codex.binary import find_codex_binary
+    from worker.codex.config import CodexConfig, ProviderConfig, prepare_codex_home
+    from worker.codex.env import build_codex_env
+    from worker.codex.process import CodexRunSpec, run_codex
+
+    binary = find_codex_binary()
+    sem = asyncio.Semaphore(parallel)
+    root = Path(tempfile.mkdtemp(prefix="bench-raw-"))
+
+    async def one(i: int) -> float:
+        async with sem:
+            job_root = root / f"r{i}"
+            workdir = job_root / "workspace"
+            workdir.mkdir(parents=True)
+            home = prepare_codex_home(
+                job_root, CodexConfig(provider=ProviderConfig(base_url=model_base_url))
+            )
+            env = build_codex_env(home=home.home, codex_home=home.codex_home, tmp_dir=home.tmp_dir)
+            spec = CodexRunSpec(
+                binary=binary,
+                workdir=workdir,
+                prompt=PROMPT,
+                env=env,
+                timeout_s=60,
+                scratch_dir=job_root / "scratch",
+            )
+            t0 = time.monotonic()
+            outcome = await run_codex(spec, lambda _e: None, asyncio.Event())
+            if outcome.exit_code != 0:
+                raise RuntimeError(f"raw codex run failed: {outcome}")
+            return time.monotonic() - t0
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+def summarize(samples: list[float], raw_p50: float) -> dict[str, float]:
+    overhead = [s - raw_p50 for s in samples]
+    return {
+        "n": len(samples),
+        "latency_p50_ms": round(percentile(samples, 0.5) * 1000, 1),
+        "latency_p99_ms": round(percentile(samples, 0.99) * 1000, 1),
+        "overhead_p50_ms": round(percentile(overhead, 0.5) * 1000, 1),
+        "overhead_p99_ms": round(percentile(overhead, 0.99) * 1000, 1),
+    }
+
+
+def throughput(adapters: Adapters, n: int) -> float:
+    from shared.jobstore import job_id_for_key
+
+    keys = [f"tp-{uuid.uuid4().hex}" for _ in range(n)]
+    t0 = time.monotonic()
+    for key in keys:
+        adapters.publisher.publish_json("jobs", {"prompt": PROMPT}, {"idempotency_key": key})
+    for key in keys:
+        job_id = job_id_for_key("default", key)
+        wait_terminal(adapters, lambda j=job_id: j if adapters.jobs.get_job(j) else None, 300)  # type: ignore[misc]
+    return n / (time.monotonic() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--throughput", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path("bench-channels.json"))
+    args = parser.parse_args()
+    configure_logging("INFO")
+    options = StackOptions(workers=args.workers, worker_slots=args.slots, sweep_interval_s=2.0)
+    report: dict[str, Any] = {"samples": args.samples}
+    with Stack(options) as stack:
+        os.environ.update(stack.env)
+        adapters = Adapters(Settings())
+        model = stack.urls["model"] + "/v1"
+        raw = asyncio.run(raw_codex_runs(model, args.samples, 1))
+        raw_p50 = percentile(raw, 0.5)
+        report["raw_codex"] = {
+            "n": len(raw),
+            "p50_ms": round(raw_p50 * 1000, 1),
+            "p99_ms": round(percentile(raw, 0.99) * 1000, 1),
+        }
+        channels: dict[str, Callable[[Adapters], float]] = {
+            "pubsub": submit_pubsub,
+            "upload": submit_upload,
+        }
+        if "workflows" in stack.processes:
+            channels["workflow"] = submit_workflow
+        http = http_submitter(stack, adapters)
+        if http is not None:
+            channels = {"http_async": http, **channels}
+        else:
+            report["http_async"] = "skipped: the API does not serve POST /v1/jobs in this build"
+        for name, submit in channels.items():
+            submit(adapters)  # warm-up (first import/connection in each function process)
+            samples = [submit(adapters) for _ in range(args.samples)]
+            report[name] = summarize(samples, raw_p50)
+            log.info("channel measured", extra={"fields": {"channel": name, **report[name]}})
+        pipeline = throughput(adapters, args.throughput)
+        t0 = time.monotonic()
+        asyncio.run(raw_codex_runs(model, args.throughput, args.throughput))
+        raw_tp = args.throughput / (time.monotonic() - t0)
+        report["throughput_jobs_per_s"] = {
+            "pipeline_pubsub": round(pipeline, 2),
+            "raw_codex_parallel": round(raw_tp, 2),
+            "n": args.throughput,
+            "worker_slots_total": args.workers * args.slots,
+        }
+    args.out.write_text(json.dumps(report, indent=2))
+    log.info("benchmark finished", extra={"fields": {"report": report, "out": str(args.out)}})
+
+
+if __name__ == "__main__":
+    main()
