@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from api.schemas import Problem, StreamAccepted, SyncResult
+from api.schemas import Problem, StreamAccepted, StreamMessage, SyncResult
 
 PUBLIC_PATHS = frozenset({"/health", "/ready"})
 ERROR_STATUSES: dict[str, str] = {
@@ -92,7 +92,7 @@ def customise_openapi(app: FastAPI) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    schemas.update(_model_schemas([Problem, SyncResult, StreamAccepted]))
+    schemas.update(_model_schemas([Problem, SyncResult, StreamAccepted, StreamMessage]))
     components["securitySchemes"] = {
         "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-KEY"},
         "BearerAuth": {"type": "http", "scheme": "bearer"},

@@ -150,3 +150,35 @@ class BroadcastRequest(BaseModel):
 class BroadcastResult(_Out):
     target: str
     delivered: int
+
+
+class StreamMessage(_Out):
+    """One streaming message: an SSE event's `data` (as JSON text) and a WebSocket frame."""
+
+    session_id: str
+    job_id: str | None = None
+    seq: int | None = Field(default=None, description="The event's sequence number (SSE `id`).")
+    message_type: MessageType
+    data: dict[str, Any]
+    codex: dict[str, Any] | None = Field(default=None, description="The raw codex JSON event.")
+    timestamp: datetime
+
+
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "One Server-Sent Event. Job events carry `id` (the sequence number) and no `event` "
+        "field; keepalives are `event: heartbeat` without an id. `data` is a StreamMessage."
+    ),
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "retry": {"type": "integer"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/StreamMessage"},
+        },
+    },
+}

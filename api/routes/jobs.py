@@ -15,6 +15,7 @@ from api import service
 from api.auth import Principal
 from api.deps import Reader, Services, ServicesDep, Writer
 from api.schemas import (
+    SSE_EVENT_SCHEMA,
     Artifact,
     ArtifactList,
     AsyncAccepted,
@@ -345,7 +346,7 @@ async def _sse(services: Services, job: JobRecord, after_seq: int) -> AsyncItera
     responses={
         200: {
             "description": "an event stream; ends after the job's final `complete` event",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
         }
     },
 )

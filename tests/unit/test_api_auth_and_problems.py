@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from api.auth import (
+    Authenticator,
+    KeyCache,
+    map_gateway_scopes,
+    presented_key,
+    principal_from_gateway,
+)
+from api.problems import problem_body, response_for_error
+from api.service import _check_webhook_target
+from shared.apikeys import ApiKey, Scope, Tier, hash_key
+from shared.errors import DependencyUnavailable, Forbidden, InvalidInput, NotFound, Unauthorized
+from shared.ratelimit import RateLimiter
+
+KEY = "cck_abc_secret"
+
+
+def _key(**kw: object) -> ApiKey:
+    base: dict[str, object] = {
+        "key_id": "abc",
+        "key_hash": hash_key(KEY),
+        "name": "n",
+        "tenant": "acme",
+        "tier": Tier.PREMIUM,
+        "scopes": (Scope.READ,),
+        "created_at": datetime.now(UTC),
+    }
+    base.update(kw)
+    return ApiKey.model_validate(base)
+
+
+def _auth(key: ApiKey | None, trust: bool = False) -> Authenticator:
+    return Authenticator(
+        lookup=lambda plaintext: key if plaintext == KEY else None,
+        tier_limit=lambda tier: 100 if tier == "PREMIUM" else 10,
+        limiter=RateLimiter(None),
+        cache=KeyCache(0),
+        trust_gateway=trust,
+    )
+
+
+def _userinfo(claims: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+
+
+def test_our_key_wins_over_a_gateway_api_key() -> None:
+    assert presented_key({"x-api-key": KEY}) == KEY
+    assert presented_key({"authorization": f"Bearer {KEY}"}) == KEY
+    assert presented_key({"x-api-key": "AIzaGoogleKey", "authorization": f"Bearer {KEY}"}) == KEY
+    assert presented_key({"authorization": "Basic xyz"}) is None
+
+
+def test_keys_map_to_principals_and_scopes() -> None:
+    principal = _auth(_key()).identify({"x-api-key": KEY})
+    assert principal.tenant == "acme"
+    assert principal.rate_limit_per_minute == 100
+    override = _auth(_key(rate_limit_per_minute=7)).identify({"x-api-key": KEY})
+    assert override.rate_limit_per_minute == 7
+    with pytest.raises(Forbidden):
+        _auth(_key()).authorize(principal, Scope.WRITE)
+    admin = _auth(_key(scopes=(Scope.ADMIN,))).identify({"x-api-key": KEY})
+    _auth(None).authorize(admin, Scope.WRITE)  # admin implies the others
+    with pytest.raises(Unauthorized):
+        _auth(_key(revoked_at=datetime.now(UTC))).identify({"x-api-key": KEY})
+    with pytest.raises(Unauthorized):
+        _auth(_key()).identify({})
+
+
+def test_gateway_identity_only_when_trusted() -> None:
+    header = _userinfo({"sub": "u", "tenant": "gw", "scope": "codex.write https://x/auth/admin"})
+    with pytest.raises(Unauthorized):
+        _auth(None, trust=False).identify({"x-apigateway-api-userinfo": header})
+    principal = _auth(None, trust=True).identify({"x-apigateway-api-userinfo": header})
+    assert principal.tenant == "gw"
+    assert principal.via == "gateway"
+    assert principal.scopes == {"write", "admin"}
+    assert map_gateway_scopes({"scopes": ["READ", "codex:write", "other"]}) == {"read", "write"}
+    assert (
+        principal_from_gateway(
+            _userinfo({"sub": "u", "tenant": "t", "tier": "premium"}), lambda t: 5
+        ).tier
+        == "PREMIUM"
+    )
+    with pytest.raises(Forbidden):
+        principal_from_gateway(_userinfo({"sub": "u"}), lambda t: 1)
+
+
+def test_problem_shape_and_hidden_internals() -> None:
+    body = problem_body(404, detail="job x not found", instance="/v2/jobs/x")
+    assert body == {
+        "type": "urn:codex-cloud:problem:not-found",
+        "title": "Not found",
+        "status": 404,
+        "detail": "job x not found",
+        "code": "not-found",
+        "instance": "/v2/jobs/x",
+    }
+    response = response_for_error(
+        DependencyUnavailable("job store unavailable: ServiceUnavailable", retry_after_s=2.5), "/x"
+    )
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "3"
+    payload = json.loads(bytes(response.body))
+    assert "ServiceUnavailable" not in json.dumps(payload)
+    invalid = response_for_error(InvalidInput("bad", errors=[{"loc": ["body"], "msg": "m"}]), None)
+    assert json.loads(bytes(invalid.body))["errors"] == [{"loc": ["body"], "msg": "m"}]
+    secret = response_for_error(NotFound("x", extra={"internal": "y"}), None)
+    assert "internal" not in json.loads(bytes(secret.body))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/h",
+        "http://localhost:8080/",
+        "http://10.0.0.1/",
+        "http://[::1]/",
+        "http://169.254.169.254/",
+    ],
+)
+def test_private_webhook_targets_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInput):
+        _check_webhook_target(url, allow_private=False)
+    _check_webhook_target(url, allow_private=True)
+
+
+def test_public_webhook_targets_are_accepted() -> None:
+    _check_webhook_target("https://example.com/hook", allow_private=False)
+    _check_webhook_target("https://8.8.8.8/hook", allow_private=False)
