@@ -4,7 +4,8 @@ Naming (documented in docs/contracts/uploads.md):
 - tenant: `tenants/{tenant}/...` object prefix, else `settings.upload_default_tenant`;
 - result summary: results bucket, `uploads/{object name}.result.json`;
 - error report for a bad upload: uploads bucket, `_errors/{object name}.error.json`
-  (the upload itself is never deleted); objects under `_errors/` and `_results/` are ignored.
+  (the upload itself is never deleted); objects under `_errors/`, `_results/` and
+  `_workspaces/` are ignored.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 
 ERRORS_PREFIX = "_errors/"
 RESULTS_PREFIX = "_results/"
-IGNORED_PREFIXES = (ERRORS_PREFIX, RESULTS_PREFIX)
+# Workspace archives that HTTP submissions reference (`codex-cloud submit --dir`): not jobs.
+WORKSPACES_PREFIX = "_workspaces/"
+IGNORED_PREFIXES = (ERRORS_PREFIX, RESULTS_PREFIX, WORKSPACES_PREFIX)
 MANIFEST_NAMES = ("codex-job.json", "codex-job.yaml", "codex-job.yml")
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
