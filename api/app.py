@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import problems
+from api.console import mount_console
 from api.deps import Services
 from api.middleware import BodyGuard, RequestContext
 from api.openapi_doc import customise_openapi
@@ -44,6 +45,7 @@ def create_app(settings: ApiSettings | None = None, adapters: Adapters | None = 
     app.include_router(jobs.router)
     app.include_router(stream.router)
     app.include_router(health.router)
+    mount_console(app)
     # Outermost first: context (trace, metrics, log) wraps the body guard's early answers too.
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, service=settings.service_name)

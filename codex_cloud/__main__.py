@@ -1,0 +1,7 @@
+"""`python -m codex_cloud` runs the CLI."""
+
+import sys
+
+from codex_cloud.cli import main
+
+sys.exit(main())
