@@ -8,6 +8,7 @@ ended, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -105,6 +106,26 @@ def _job_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idempotency-key", help="same key and body → the same job")
 
 
+def _suppressed(action: argparse.Action) -> argparse.Action:
+    clone = copy.copy(action)
+    clone.default = argparse.SUPPRESS
+    return clone
+
+
+class _Subcommands:
+    """add_parser() that gives every subcommand the global options."""
+
+    def __init__(self, actions: Any, common: argparse.ArgumentParser) -> None:
+        self._actions = actions
+        self._common = common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self._actions.add_parser(
+            name, parents=[self._common], **kwargs
+        )
+        return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-cloud",
@@ -112,13 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, "
         "5 not found/auth, 6 rate limited/unavailable, 7 still running. See docs/cli.md.",
     )
-    parser.add_argument("--api-url", help="API base URL (env CODEX_CLOUD_API_URL)")
-    parser.add_argument("--api-key", help="API key (env CODEX_CLOUD_API_KEY)")
-    parser.add_argument("--config", type=Path, help="config file (env CODEX_CLOUD_CONFIG)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--no-color", action="store_true", help="no ANSI colours")
-    parser.add_argument("-q", "--quiet", action="store_true", help="less chatter on stderr")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Global options work before or after the command (`codex-cloud list --json`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--api-url", help="API base URL (env CODEX_CLOUD_API_URL)")
+    common.add_argument("--api-key", help="API key (env CODEX_CLOUD_API_KEY)")
+    common.add_argument("--config", type=Path, help="config file (env CODEX_CLOUD_CONFIG)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--no-color", action="store_true", help="no ANSI colours")
+    common.add_argument("-q", "--quiet", action="store_true", help="less chatter on stderr")
+    for action in common._actions:
+        parser._add_action(action)
+    # In a subcommand an absent option must not reset one given before the command.
+    sub_common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    for action in common._actions:
+        sub_common._add_action(_suppressed(action))
+    sub = _Subcommands(
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), sub_common
+    )
 
     p = sub.add_parser("dev", help="run the local stack until Ctrl-C (same as `make dev`)")
     p.add_argument("devstack_args", nargs=argparse.REMAINDER, help="passed to python -m devstack")
@@ -172,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-timeout", type=parse_duration_ms, default=600_000)
 
     p = sub.add_parser("keys", help="manage API keys (needs Firestore access)")
-    keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys = _Subcommands(
+        p.add_subparsers(dest="keys_command", required=True, metavar="ACTION"), sub_common
+    )
     k = keys.add_parser("create", help="create a key (shown once)")
     k.add_argument("--tenant", required=True)
     k.add_argument("--name", default="cli")
@@ -382,8 +415,9 @@ def cmd_status(ctx: Ctx) -> int:
             rows.append(("error", job.error_message))
         for name, path in sorted(job.artifacts.items()):
             rows.append((f"artifact {name}", path))
+        width = max(len(key) for key, _ in rows)
         for key, value in rows:
-            ctx.say(f"{ctx.style(f'{key:>10}', 'dim')}  {value}")
+            ctx.say(f"{ctx.style(key.rjust(width), 'dim')}  {value}")
         if job.final_message:
             ctx.say()
             ctx.say(job.final_message.rstrip())
