@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 -include infra.mk
 
-.PHONY: help setup dev test test-unit test-emulator test-e2e lint fmt clean
+.PHONY: help setup dev demo test test-unit test-emulator test-e2e lint fmt clean
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -52,8 +52,17 @@ $(STAMPS)/system:
 	$(BIN)/python -m devstack.preflight --install
 	@touch $@
 
+# Headless Chromium for the console's browser test (Playwright drives the Debian build).
+$(STAMPS)/browser:
+	@mkdir -p $(STAMPS)
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@touch $@
+
 dev: setup  ## run the whole local platform until Ctrl-C
 	$(BIN)/python -m devstack
+
+demo: setup  ## run one job through every channel on a fresh local stack (KEEP=1 keeps it up)
+	$(BIN)/python -m codex_cloud.demo $(if $(KEEP),--keep,)
 
 lint: $(STAMPS)/venv  ## ruff + mypy
 	$(BIN)/ruff check .
@@ -64,7 +73,7 @@ fmt: $(STAMPS)/venv  ## apply ruff formatting and fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: setup lint  ## set up, lint, then run the whole test suite
+test: setup $(STAMPS)/browser lint  ## set up, lint, then run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMPS)/venv  ## fast tests only
