@@ -16,6 +16,7 @@ from shared.settings import Settings
 class ApiSettings(Settings):
     # Requests per minute per API key, by the key's tier (a key may carry its own override).
     rate_limit_standard_per_minute: int = Field(default=1_000, ge=1)
+    # Requests per minute per PREMIUM key.
     rate_limit_premium_per_minute: int = Field(default=10_000, ge=1)
     # Jobs of one tenant that may be queued/dispatched/running at once (new submissions get 429).
     max_active_jobs_per_tenant: int = Field(default=100, ge=1)
@@ -24,6 +25,7 @@ class ApiSettings(Settings):
     # A sync request waits for the job's timeout plus this margin, capped by sync_max_wait_s,
     # then answers 202 with the async shape.
     sync_wait_margin_s: float = Field(default=5.0, ge=0)
+    # Longest a sync request waits before answering 202 with the async shape.
     sync_max_wait_s: float = Field(default=900.0, gt=0)
     # Interval of heartbeats on SSE and WebSocket streams (keeps proxies from closing them).
     stream_heartbeat_s: float = Field(default=15.0, gt=0)

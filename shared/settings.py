@@ -27,59 +27,85 @@ class Settings(BaseSettings):
         env_prefix="CODEX_CLOUD_", extra="ignore", frozen=True, populate_by_name=True
     )
 
+    # Deployment kind: local and test allow emulators and local defaults; dev/prod refuse them.
     environment: Environment = "local"
+    # GCP project of every resource (GOOGLE_CLOUD_PROJECT is accepted too).
     project_id: str = Field(
         default="codex-cloud-local",
         validation_alias=AliasChoices("CODEX_CLOUD_PROJECT_ID", "GOOGLE_CLOUD_PROJECT"),
     )
+    # Region of Cloud Run, Workflows and the default Cloud Tasks location.
     region: str = "us-central1"
+    # Prefix added to every topic, subscription, bucket and queue name from topology.yaml.
     name_prefix: str = ""
+    # Minimum severity of the JSON log lines.
     log_level: str = "INFO"
+    # `service` label on HTTP metrics and logs (set per function/service by the deployment).
     service_name: str = "codex-cloud"
 
+    # Firestore database holding jobs, events, keys and the worker registry.
     firestore_database: str = "(default)"
+    # Redis (Memorystore) URL for rate limits; rediss:// with AUTH in production.
     redis_url: str = "redis://127.0.0.1:6379/0"
 
-    # Emulator endpoints. The Google client libraries read the first three from the
-    # environment directly; they are mirrored here so production can refuse them.
+    # Firestore emulator host:port (read by the client library; refused outside local/test).
     firestore_emulator_host: str | None = Field(
         default=None, validation_alias="FIRESTORE_EMULATOR_HOST"
     )
+    # Pub/Sub emulator host:port (read by the client library; refused outside local/test).
     pubsub_emulator_host: str | None = Field(default=None, validation_alias="PUBSUB_EMULATOR_HOST")
+    # fake-gcs-server URL (read by the client library; refused outside local/test).
     storage_emulator_host: str | None = Field(
         default=None, validation_alias="STORAGE_EMULATOR_HOST"
     )
+    # Cloud Tasks emulator host:port (reached over an insecure gRPC channel).
     tasks_emulator_host: str | None = None
+    # workflows-emulator base URL; executions start there instead of the Workflows API.
     workflows_emulator_url: str | None = None
 
-    # Where things live.
+    # Worker service URL used when no healthy worker is registered.
     worker_url: str = "http://127.0.0.1:8080"
+    # Public base URL of the API (status_url/events_url in responses).
     api_base_url: str = "http://127.0.0.1:8000"
+    # Location of the Cloud Tasks queues.
     tasks_location: str = "us-central1"
+    # Name of the Cloud Workflows workflow that runs long jobs.
     workflow_name: str = "codex-long-job"
+    # Service account whose OIDC token Cloud Tasks attaches to worker calls (production).
     tasks_service_account: str | None = None
 
-    # Secrets.
+    # HMAC key for connection tokens; must be a real secret (>= 32 chars) outside local/test.
     token_signing_key: SecretStr = SecretStr(LOCAL_SIGNING_KEY)
+    # OpenAI API key for codex (from Secret Manager); unset locally: the scripted model is used.
     openai_api_key: SecretStr | None = None
 
-    # The model codex talks to (the scripted server locally, the OpenAI API in production).
+    # Model name codex asks for.
     model: str = "gpt-5-codex"
+    # Responses API base URL (the scripted model server locally, the OpenAI API in production).
     model_base_url: str = "https://api.openai.com/v1"
 
-    # Job policy.
+    # Jobs with a longer timeout run under Cloud Workflows instead of a Cloud Task.
     long_job_threshold_ms: int = Field(default=600_000, ge=1_000)
+    # Attempts a job gets when the request does not say (worker loss counts as an attempt).
     default_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Lease a worker holds on a running job; renewed by heartbeats.
     lease_seconds: int = Field(default=30, ge=5, le=600)
+    # Interval of lease renewals and worker-registry updates.
     heartbeat_seconds: int = Field(default=10, ge=1, le=300)
+    # A job dispatched this long ago that never started is redispatched by the sweeper.
     dispatch_stale_seconds: int = Field(default=120, ge=5)
+    # Job events expire (Firestore TTL on expire_at) after this many days.
     event_ttl_days: int = Field(default=30, ge=1)
 
-    # Worker.
+    # Jobs one worker runs at once (one codex process each).
     worker_slots: int = Field(default=4, ge=1, le=64)
+    # This worker's id (the pod name in GKE).
     worker_id: str = "worker-local"
+    # Where per-job workspaces and CODEX_HOMEs are created (removed after each job).
     workspace_root: str = "/tmp/codex-cloud-workspaces"
+    # codex sandbox: workspace-write needs user namespaces; danger-full-access relies on the pod.
     sandbox_mode: SandboxMode = "workspace-write"
+    # Path of the codex binary; default: the pinned one under node_modules.
     codex_bin: str | None = None
     # URL other components use to reach this worker (StatefulSet pod DNS in GKE).
     worker_advertise_url: str | None = None
@@ -87,46 +113,62 @@ class Settings(BaseSettings):
     drain_grace_seconds: float = Field(default=240.0, ge=0)
     # Codex events are batched into one Firestore write per window (or per max batch).
     event_flush_ms: int = Field(default=25, ge=1, le=1000)
+    # Largest number of events in one Firestore batch write.
     event_batch_max: int = Field(default=200, ge=1, le=499)
     # A worker whose registry heartbeat is older than this is skipped by dispatch.
     worker_stale_seconds: int = Field(default=30, ge=2)
+    # codex's own retries of a failed model request (bounded; codex's default retries long).
     model_request_max_retries: int = Field(default=1, ge=0, le=10)
+    # codex's retries of a broken model stream.
     model_stream_max_retries: int = Field(default=1, ge=0, le=10)
+    # A model stream silent for this long fails the turn.
     model_stream_idle_timeout_ms: int = Field(default=60_000, ge=1_000)
 
-    # Webhooks.
+    # Allow webhooks to private/loopback/link-local addresses (local stack only; refused in prod).
     webhook_allow_private: bool = False
+    # Timeout of one webhook delivery attempt.
     webhook_timeout_s: float = Field(default=10.0, gt=0)
 
-    # Channels (Pub/Sub and upload ingress). Tenants accepted on codex-jobs: those with an API key,
-    # plus this comma-separated allow-list (the only source until an API-key lookup exists).
+    # Tenants accepted on codex-jobs besides those with an API key (comma-separated).
     pubsub_tenants: str = "default"
+    # Tenant of a Pub/Sub job whose message has no `tenant` attribute.
     pubsub_default_tenant: str = "default"
+    # Larger Pub/Sub messages are dead-lettered as too_large.
     pubsub_max_message_bytes: int = Field(default=524_288, ge=1_024)
+    # Tenant of uploads outside `tenants/{tenant}/`.
     upload_default_tenant: str = "default"
+    # Largest archive accepted from the uploads bucket.
     upload_max_bytes: int = Field(default=104_857_600, ge=1_024)
+    # Largest job spec or manifest accepted from the uploads bucket.
     upload_manifest_max_bytes: int = Field(default=1_048_576, ge=1_024)
     # Events older than this are dropped by the event-driven functions (the sweeper recovers).
     event_max_age_s: int = Field(default=86_400, ge=60)
 
-    # Dispatch: the worker registry (`workers/{id}` docs written by the worker service).
+    # Collection of the worker registry (`workers/{id}` docs written by the worker service).
     workers_collection: str = "workers"
     # URL of the internal control function (functions/sweeper.py): webhook retries, workflow
     # callbacks. None → webhook retries cannot be scheduled and workflows skip the callback.
     control_url: str | None = None
-    # Long jobs under Workflows: poll cadence and OIDC on the workflow's worker calls.
+    # First delay between a long job's status polls in the workflow.
     workflow_poll_initial_s: float = Field(default=2.0, gt=0)
+    # Largest delay between a long job's status polls (the backoff stops growing there).
     workflow_poll_max_s: float = Field(default=30.0, gt=0)
+    # Consecutive failed polls after which the workflow treats the worker as lost.
     workflow_loss_threshold: int = Field(default=5, ge=1)
+    # Attach OIDC tokens to the workflow's worker calls (production; the emulator lacks it).
     workflow_use_oidc: bool = False
 
     # Terminal side effects: a claim older than this is considered abandoned (crashed holder).
     effect_claim_ttl_s: int = Field(default=60, ge=1)
+    # Webhook delivery attempts in total before giving up.
     webhook_max_attempts: int = Field(default=8, ge=1, le=20)
+    # First webhook retry delay; doubles per attempt.
     webhook_backoff_base_s: float = Field(default=2.0, gt=0)
+    # Largest webhook retry delay.
     webhook_backoff_max_s: float = Field(default=600.0, gt=0)
     # In-process retries inside on_job_written are bounded by this; the rest go to Cloud Tasks.
     webhook_inline_budget_s: float = Field(default=5.0, ge=0)
+    # Webhook attempts made inside on_job_written before handing off to Cloud Tasks.
     webhook_inline_attempts: int = Field(default=2, ge=1, le=5)
 
     @model_validator(mode="after")
