@@ -289,7 +289,8 @@ class Client:
             raise StreamError("the API did not return a websocket_url")
         url = _core.ws_url_with(submitted.websocket_url, stream_type)
         try:
-            ws = connect(url, open_timeout=open_timeout_s, max_size=8 * 1024 * 1024)
+            # Entered here and left by StreamSession.close(): the session outlives this call.
+            ws = connect(url, open_timeout=open_timeout_s, max_size=8 * 1024 * 1024).__enter__()
         except InvalidStatus as exc:
             raise StreamError(f"WebSocket refused: HTTP {exc.response.status_code}") from None
         except (InvalidHandshake, OSError, TimeoutError) as exc:
