@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 -include infra.mk
 
-.PHONY: help setup dev demo test test-unit test-emulator test-e2e lint fmt clean
+.PHONY: help setup dev demo test test-unit test-emulator test-e2e lint fmt clean bench test-reliability
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -84,6 +84,14 @@ test-emulator: setup
 
 test-e2e: setup
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+bench: setup  ## run every benchmark on fresh local stacks (~12 min); writes bench/results.md and .json
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
+
+# The full reliability suite (load, faults, bad input, fuzzing; ~15 min). `make test` runs only
+# its smoke subset: pyproject's addopts deselect `reliability`, and this -m overrides that.
+test-reliability: setup  ## load, fault-injection, bad-input and fuzzing scenarios (~15 min)
+	$(BIN)/python -m pytest -m "reliability or reliability_smoke" $(PYTEST_ARGS)
 
 clean:  ## remove venvs, stamps and caches
 	rm -rf $(VENV) $(VENV)-tasks $(VENV)-wf $(STAMPS) node_modules .mypy_cache .ruff_cache .devstack

@@ -8,7 +8,8 @@ the API's own) and measures, in order:
    ceiling every submission path shares;
 2. async submissions (`POST /v2/exec`) from a separate process over loopback: closed loop at
    the maximum rate, then open loop at half that rate; requests/s and p50/p99 latency;
-3. progress latency: an event appended with JobStore → received by an SSE client; p50/p99.
+3. progress latency: an event appended with JobStore → received by an SSE client and by a
+   WebSocket client; p50/p99.
 Prints a table with ratios and writes the results as JSON. Runs in well under two minutes.
 """
 
@@ -27,7 +28,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -95,7 +96,7 @@ async def _load(
     }
 
 
-def _run_load(
+def run_load(
     url: str, key: str, seconds: float, concurrency: int, rate: float | None
 ) -> dict[str, Any]:
     argv = [
@@ -116,7 +117,8 @@ def _run_load(
 # ---- measurements in this process ------------------------------------------------------------
 
 
-def _firestore_rate(client: Any, seconds: float, threads: int) -> dict[str, Any]:
+def firestore_rate(client: Any, seconds: float, threads: int) -> dict[str, Any]:
+    """Raw single-document sets against the emulator: the ceiling every submission shares."""
     collection = client.collection(f"bench-{uuid.uuid4().hex[:6]}")
     deadline = time.perf_counter() + seconds
     counts = [0] * threads
@@ -137,47 +139,193 @@ def _firestore_rate(client: Any, seconds: float, threads: int) -> dict[str, Any]
     }
 
 
-def _progress_latency(url: str, key: str, store: Any, events: int) -> dict[str, Any]:
+Transport = Literal["sse", "ws"]
+
+
+def _sse_reader(
+    url: str, key: str, job_id: str, received: dict[int, float], want: set[int], ready: Any
+) -> None:
+    import httpx
+
+    headers = {"X-API-KEY": key, "Last-Event-ID": "0"}
+    with (
+        httpx.Client(base_url=url, timeout=30) as c,
+        c.stream("GET", f"/v2/jobs/{job_id}/events", headers=headers) as r,
+    ):
+        ready.set()
+        for line in r.iter_lines():
+            if line.startswith("id: "):
+                seq = int(line[4:])
+                if seq in want:
+                    received[seq] = time.perf_counter()
+                if want <= received.keys():
+                    return
+
+
+def _ws_reader(ws_url: str, received: dict[int, float], want: set[int], ready: Any) -> None:
+    from websockets.sync.client import connect
+
+    with connect(ws_url, open_timeout=10) as ws:
+        ready.set()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not want <= received.keys():
+            try:
+                frame = ws.recv(timeout=5)
+            except TimeoutError:
+                continue
+            message = json.loads(frame)
+            seq = message.get("seq")
+            if isinstance(seq, int) and seq in want:
+                received[seq] = time.perf_counter()
+
+
+def progress_latency(
+    url: str,
+    key: str,
+    store: Any,
+    events: int,
+    *,
+    subscribers: int = 1,
+    transport: Transport = "sse",
+) -> dict[str, Any]:
+    """Event appended to Firestore (as the worker does) → received by `subscribers` clients,
+    each following its own job over SSE or WebSocket; p50/p99 over every (client, event)."""
     import httpx
 
     from shared.models import EventDraft, MessageType
 
+    jobs: list[str] = []
+    ws_urls: list[str] = []
     with httpx.Client(base_url=url, headers={"X-API-KEY": key}, timeout=30) as c:
-        job_id = c.post("/v2/exec", json={"prompt": "progress bench"}).json()["job_id"]
-        sent: dict[int, float] = {}
-        received: dict[int, float] = {}
+        for i in range(subscribers):
+            mode = "stream" if transport == "ws" else "async"
+            body = c.post("/v2/exec", json={"prompt": f"progress bench {i}", "mode": mode}).json()
+            jobs.append(body["job_id"])
+            if transport == "ws":
+                ws_urls.append(body["websocket_url"])
+    # Sequence numbers are per job and start after what job creation wrote; ask the store.
+    first = {job_id: store.require_job(job_id).next_seq for job_id in jobs}
+    want = {job_id: set(range(first[job_id], first[job_id] + events)) for job_id in jobs}
+    received: dict[str, dict[int, float]] = {job_id: {} for job_id in jobs}
+    threads = []
+    for i, job_id in enumerate(jobs):
         ready = threading.Event()
-
-        def reader() -> None:
-            with c.stream("GET", f"/v2/jobs/{job_id}/events", headers={"Last-Event-ID": "0"}) as r:
-                ready.set()
-                for line in r.iter_lines():
-                    if line.startswith("id: "):
-                        received[int(line[4:])] = time.perf_counter()
-                        if len(received) >= events:
-                            return
-
-        thread = threading.Thread(target=reader, daemon=True)
+        if transport == "ws":
+            args: tuple[Any, ...] = (ws_urls[i], received[job_id], want[job_id], ready)
+            thread = threading.Thread(target=_ws_reader, args=args, daemon=True)
+        else:
+            args = (url, key, job_id, received[job_id], want[job_id], ready)
+            thread = threading.Thread(target=_sse_reader, args=args, daemon=True)
         thread.start()
         ready.wait(10)
-        time.sleep(0.5)  # let the listener attach
-        for _ in range(events):
+        threads.append(thread)
+    time.sleep(0.5)  # let the Firestore listeners attach
+    sent: dict[str, dict[int, float]] = {job_id: {} for job_id in jobs}
+    for _ in range(events):
+        for job_id in jobs:
             before = time.perf_counter()
             (event,) = store.append_events(
                 job_id, [EventDraft(message_type=MessageType.PROGRESS, data={"bench": True})]
             )
-            # Latency counts from the moment the append is acknowledged by Firestore.
-            sent[event.seq] = before
-            time.sleep(0.02)
-        thread.join(timeout=15)
-    lat = [(received[s] - sent[s]) * 1000 for s in sent if s in received]
+            # Counted from just before the append: includes the Firestore write itself.
+            sent[job_id][event.seq] = before
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join(timeout=20)
+    lat = [(received[j][s] - sent[j][s]) * 1000 for j in jobs for s in sent[j] if s in received[j]]
     return {
-        "events": events,
+        "transport": transport,
+        "subscribers": subscribers,
+        "events": events * subscribers,
         "received": len(lat),
         "p50_ms": round(_pct(lat, 50), 2),
         "p99_ms": round(_pct(lat, 99), 2),
         "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
     }
+
+
+def start_stack() -> Any:
+    """Emulators and the API only: no dispatcher or workers, so the figures are the API's own."""
+    from devstack.stack import Stack, StackOptions
+
+    options = StackOptions(
+        state_dir=Path(tempfile.mkdtemp(prefix="bench-api-")),
+        functions=(),
+        workers=0,
+        model_server=False,
+        sweep_interval_s=0,
+        extra_env={
+            "CODEX_CLOUD_MAX_ACTIVE_JOBS_PER_TENANT": "100000000",
+            "CODEX_CLOUD_LOG_LEVEL": "WARNING",
+        },
+    )
+    return Stack(options).start()
+
+
+def new_key(adapters: Any) -> str:
+    """A fresh tenant with a key whose limits are out of the way."""
+    from shared.apikeys import create_key
+
+    return str(
+        create_key(
+            adapters.firestore,
+            adapters.settings,
+            tenant=f"bench-{uuid.uuid4().hex[:6]}",
+            name="bench",
+            tier="PREMIUM",
+            rate_limit_per_minute=100_000_000,
+        ).key
+    )
+
+
+def measure_submit(
+    stack: Any, adapters: Any, *, seconds: float, concurrency: int, half_rate: bool = True
+) -> dict[str, Any]:
+    """Closed loop at `concurrency` connections; optionally then an open loop at half that rate."""
+    url = stack.urls["api"]
+    stack.reset_state()
+    out: dict[str, Any] = {"max": run_load(url, new_key(adapters), seconds, concurrency, None)}
+    if half_rate:
+        stack.reset_state()
+        half = out["max"]["rps"] / 2
+        out["half"] = run_load(url, new_key(adapters), seconds, concurrency, half)
+        out["half"]["target_rps"] = round(half, 1)
+    return out
+
+
+def measure(
+    stack: Any,
+    adapters: Any,
+    *,
+    seconds: float,
+    concurrency: int,
+    firestore_threads: int,
+    progress_events: int,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    results["firestore_sequential"] = firestore_rate(adapters.firestore, 4, 1)
+    results["firestore_threads"] = firestore_rate(adapters.firestore, 4, firestore_threads)
+    stack.reset_state()
+    run_load(stack.urls["api"], new_key(adapters), 2, concurrency, None)  # warm-up
+    submit = measure_submit(stack, adapters, seconds=seconds, concurrency=concurrency)
+    results["submit_max"], results["submit_half"] = submit["max"], submit["half"]
+    stack.reset_state()
+    results["progress_latency"] = progress_latency(
+        stack.urls["api"], new_key(adapters), adapters.jobs, progress_events
+    )
+    stack.reset_state()
+    results["progress_latency_ws"] = progress_latency(
+        stack.urls["api"], new_key(adapters), adapters.jobs, progress_events, transport="ws"
+    )
+    fs_seq = results["firestore_sequential"]["writes_per_s"]
+    fs_par = results["firestore_threads"]["writes_per_s"]
+    sub_max, sub_half = results["submit_max"], results["submit_half"]
+    results["ratios"] = {
+        "submit_rps_per_firestore_sequential_write": round(sub_max["rps"] / fs_seq, 3),
+        "submit_rps_per_firestore_threaded_write": round(sub_max["rps"] / fs_par, 3),
+        "p99_half_over_p99_max": round(sub_half["p99_ms"] / sub_max["p99_ms"], 3),
+    }
+    return results
 
 
 def main() -> None:
@@ -191,72 +339,28 @@ def main() -> None:
     parser.add_argument("--progress-events", type=int, default=100)
     args = parser.parse_args()
 
-    from devstack.stack import Stack, StackOptions
     from shared.adapters import Adapters
-    from shared.apikeys import create_key
     from shared.settings import Settings
 
     t0 = time.perf_counter()
-    options = StackOptions(
-        state_dir=Path(tempfile.mkdtemp(prefix="bench-api-")),
-        functions=(),
-        workers=0,
-        model_server=False,
-        sweep_interval_s=0,
-        extra_env={
-            "CODEX_CLOUD_MAX_ACTIVE_JOBS_PER_TENANT": "100000000",
-            "CODEX_CLOUD_LOG_LEVEL": "WARNING",
-        },
-    )
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
-    with Stack(options) as stack:
+    with start_stack() as stack:
         os.environ.update(stack.env)
-        settings = Settings()
-        adapters = Adapters(settings)
-        url = stack.urls["api"]
-
-        def new_key() -> str:
-            return create_key(
-                adapters.firestore,
-                settings,
-                tenant=f"bench-{uuid.uuid4().hex[:6]}",
-                name="bench",
-                tier="PREMIUM",
-                rate_limit_per_minute=100_000_000,
-            ).key
-
-        results["firestore_sequential"] = _firestore_rate(adapters.firestore, 4, 1)
-        results["firestore_threads"] = _firestore_rate(
-            adapters.firestore, 4, args.firestore_threads
-        )
-
-        stack.reset_state()
-        key = new_key()
-        _run_load(url, key, 2, args.concurrency, None)  # warm-up (connections, caches)
-        stack.reset_state()
-        key = new_key()
-        results["submit_max"] = _run_load(url, key, args.seconds, args.concurrency, None)
-        stack.reset_state()
-        key = new_key()
-        half = results["submit_max"]["rps"] / 2
-        results["submit_half"] = _run_load(url, key, args.seconds, args.concurrency, half)
-        results["submit_half"]["target_rps"] = round(half, 1)
-
-        stack.reset_state()
-        results["progress_latency"] = _progress_latency(
-            url, new_key(), adapters.jobs, args.progress_events
+        adapters = Adapters(Settings())
+        results.update(
+            measure(
+                stack,
+                adapters,
+                seconds=args.seconds,
+                concurrency=args.concurrency,
+                firestore_threads=args.firestore_threads,
+                progress_events=args.progress_events,
+            )
         )
     results["runtime_s"] = round(time.perf_counter() - t0, 1)
-
     fs_seq = results["firestore_sequential"]["writes_per_s"]
     fs_par = results["firestore_threads"]["writes_per_s"]
-    sub_max = results["submit_max"]
-    sub_half = results["submit_half"]
-    results["ratios"] = {
-        "submit_rps_per_firestore_sequential_write": round(sub_max["rps"] / fs_seq, 3),
-        "submit_rps_per_firestore_threaded_write": round(sub_max["rps"] / fs_par, 3),
-        "p99_half_over_p99_max": round(sub_half["p99_ms"] / sub_max["p99_ms"], 3),
-    }
+    sub_max, sub_half = results["submit_max"], results["submit_half"]
     rows = [
         ("firestore set, 1 thread", f"{fs_seq:.0f} writes/s", ""),
         (f"firestore set, {args.firestore_threads} threads", f"{fs_par:.0f} writes/s", ""),
@@ -270,13 +374,16 @@ def main() -> None:
             f"{sub_half['rps']:.0f} req/s",
             f"p50 {sub_half['p50_ms']:.1f} ms  p99 {sub_half['p99_ms']:.1f} ms",
         ),
-        (
-            "event append -> SSE client",
-            f"{results['progress_latency']['received']} events",
-            f"p50 {results['progress_latency']['p50_ms']:.1f} ms  "
-            f"p99 {results['progress_latency']['p99_ms']:.1f} ms",
-        ),
     ]
+    for name, key in (("SSE", "progress_latency"), ("WebSocket", "progress_latency_ws")):
+        lat = results[key]
+        rows.append(
+            (
+                f"event append -> {name} client",
+                f"{lat['received']} events",
+                f"p50 {lat['p50_ms']:.1f} ms  p99 {lat['p99_ms']:.1f} ms",
+            )
+        )
     out = sys.stdout
     out.write(f"\n{'measurement':<44} {'rate':>16}  latency\n" + "-" * 90 + "\n")
     for name, rate, latency in rows:

@@ -1,7 +1,7 @@
 """End-to-end latency and throughput per channel, minus the raw codex run time.
 
 Starts the local stack (emulators, functions, 2 workers, scripted model), then for each channel
-(HTTP async when the API serves POST /v1/jobs, Pub/Sub, upload, long job via Workflows) submits
+(HTTP async through `POST /v2/exec`, Pub/Sub, upload, long job via Workflows) submits
 trivial `[[script:hello]]` jobs one at a time and measures submit → terminal status. The same
 run measures `codex exec` directly (same binary, same scripted model) to get the raw run time;
 overhead = channel latency - raw p50. Throughput: N jobs submitted at once through Pub/Sub vs N
@@ -93,22 +93,21 @@ def submit_workflow(adapters: Adapters) -> float:
 
 
 def http_submitter(stack: Stack, adapters: Adapters) -> Callable[[Adapters], float] | None:
-    """HTTP async through the API, if it is running and serves POST /v1/jobs."""
+    """HTTP async through the API (`POST /v2/exec`, mode async) with a key of its own."""
     if "api" not in stack.urls:
         return None
-    try:
-        from shared.apikeys import create_key
+    from shared.apikeys import create_key
 
-        key = create_key(adapters.firestore, adapters.settings, tenant="bench", name="bench").key
-    except Exception as exc:  # the API's key module may not be there yet
-        log.warning("no API key for the HTTP channel: %s", exc)
-        return None
-    url = f"{stack.urls['api']}/v1/jobs"
+    key = create_key(
+        adapters.firestore,
+        adapters.settings,
+        tenant="bench",
+        name="bench",
+        tier="PREMIUM",
+        rate_limit_per_minute=1_000_000,
+    ).key
+    url = f"{stack.urls['api']}/v2/exec"
     headers = {"X-API-KEY": key}
-    probe = httpx.post(url, json={"prompt": PROMPT, "mode": "async"}, headers=headers, timeout=30)
-    if probe.status_code >= 300:
-        log.warning("HTTP channel unavailable: %s %s", probe.status_code, probe.text[:200])
-        return None
 
     def submit(ad: Adapters) -> float:
         t0 = time.monotonic()
@@ -116,7 +115,7 @@ def http_submitter(stack: Stack, adapters: Adapters) -> Callable[[Adapters], flo
             url, json={"prompt": PROMPT, "mode": "async"}, headers=headers, timeout=30
         )
         resp.raise_for_status()
-        job_id = str(resp.json().get("job_id") or resp.json().get("id"))
+        job_id = str(resp.json()["job_id"])
         return wait_terminal(ad, lambda: job_id) - t0
 
     return submit
@@ -183,6 +182,52 @@ def throughput(adapters: Adapters, n: int) -> float:
     return n / (time.monotonic() - t0)
 
 
+def start_stack(workers: int = 2, slots: int = 4) -> Stack:
+    return Stack(StackOptions(workers=workers, worker_slots=slots, sweep_interval_s=2.0)).start()
+
+
+def measure_channels(stack: Stack, adapters: Adapters, samples: int) -> dict[str, Any]:
+    """Per channel: submit → terminal, one job at a time, and its overhead over raw codex p50."""
+    report: dict[str, Any] = {"samples": samples}
+    model = stack.urls["model"] + "/v1"
+    raw = asyncio.run(raw_codex_runs(model, samples, 1))
+    raw_p50 = percentile(raw, 0.5)
+    report["raw_codex"] = {
+        "n": len(raw),
+        "p50_ms": round(raw_p50 * 1000, 1),
+        "p99_ms": round(percentile(raw, 0.99) * 1000, 1),
+    }
+    channels: dict[str, Callable[[Adapters], float]] = {}
+    http = http_submitter(stack, adapters)
+    if http is not None:
+        channels["http_async"] = http
+    channels["pubsub"] = submit_pubsub
+    channels["upload"] = submit_upload
+    if "workflows" in stack.processes:
+        channels["workflow"] = submit_workflow
+    for name, submit in channels.items():
+        submit(adapters)  # warm-up (first import/connection in each function process)
+        measured = [submit(adapters) for _ in range(samples)]
+        report[name] = summarize(measured, raw_p50)
+        log.info("channel measured", extra={"fields": {"channel": name, **report[name]}})
+    return report
+
+
+def measure_throughput(stack: Stack, adapters: Adapters, n: int) -> dict[str, Any]:
+    """N jobs submitted at once through Pub/Sub vs N raw codex runs all in parallel."""
+    pipeline = throughput(adapters, n)
+    t0 = time.monotonic()
+    asyncio.run(raw_codex_runs(stack.urls["model"] + "/v1", n, n))
+    raw_tp = n / (time.monotonic() - t0)
+    return {
+        "pipeline_pubsub": round(pipeline, 3),
+        "raw_codex_parallel": round(raw_tp, 3),
+        "ratio": round(pipeline / raw_tp, 3),
+        "n": n,
+        "worker_slots_total": stack.options.workers * stack.options.worker_slots,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10)
@@ -192,45 +237,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-channels.json"))
     args = parser.parse_args()
     configure_logging("INFO")
-    options = StackOptions(workers=args.workers, worker_slots=args.slots, sweep_interval_s=2.0)
-    report: dict[str, Any] = {"samples": args.samples}
-    with Stack(options) as stack:
+    with start_stack(args.workers, args.slots) as stack:
         os.environ.update(stack.env)
         adapters = Adapters(Settings())
-        model = stack.urls["model"] + "/v1"
-        raw = asyncio.run(raw_codex_runs(model, args.samples, 1))
-        raw_p50 = percentile(raw, 0.5)
-        report["raw_codex"] = {
-            "n": len(raw),
-            "p50_ms": round(raw_p50 * 1000, 1),
-            "p99_ms": round(percentile(raw, 0.99) * 1000, 1),
-        }
-        channels: dict[str, Callable[[Adapters], float]] = {
-            "pubsub": submit_pubsub,
-            "upload": submit_upload,
-        }
-        if "workflows" in stack.processes:
-            channels["workflow"] = submit_workflow
-        http = http_submitter(stack, adapters)
-        if http is not None:
-            channels = {"http_async": http, **channels}
-        else:
-            report["http_async"] = "skipped: the API does not serve POST /v1/jobs in this build"
-        for name, submit in channels.items():
-            submit(adapters)  # warm-up (first import/connection in each function process)
-            samples = [submit(adapters) for _ in range(args.samples)]
-            report[name] = summarize(samples, raw_p50)
-            log.info("channel measured", extra={"fields": {"channel": name, **report[name]}})
-        pipeline = throughput(adapters, args.throughput)
-        t0 = time.monotonic()
-        asyncio.run(raw_codex_runs(model, args.throughput, args.throughput))
-        raw_tp = args.throughput / (time.monotonic() - t0)
-        report["throughput_jobs_per_s"] = {
-            "pipeline_pubsub": round(pipeline, 2),
-            "raw_codex_parallel": round(raw_tp, 2),
-            "n": args.throughput,
-            "worker_slots_total": args.workers * args.slots,
-        }
+        report = measure_channels(stack, adapters, args.samples)
+        report["throughput_jobs_per_s"] = measure_throughput(stack, adapters, args.throughput)
     args.out.write_text(json.dumps(report, indent=2))
     log.info("benchmark finished", extra={"fields": {"report": report, "out": str(args.out)}})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -37,24 +38,66 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def _version(argv: Sequence[str]) -> str:
+    """First line a tool prints about its version ("" when it is not there)."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def machine_facts() -> dict[str, Any]:
+    from devstack import preflight
+
     mem_kb = 0
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
-    codex = subprocess.run(
-        [str(find_codex_binary()), "--version"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    versions = {
+        "python": sys.version.split()[0],
+        "codex": _version([str(find_codex_binary()), "--version"]),
+        "java": _version([preflight.java_bin(), "-version"]),
+        "redis": _version([preflight.redis_bin(), "--version"]),
+        "node": _version(["node", "--version"]),
+    }
+    # The Pub/Sub and Firestore emulators are gcloud SDK components; `gcloud version` names them.
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        out = subprocess.run(
+            ["gcloud", "version"], capture_output=True, text=True, check=False, timeout=60
+        ).stdout
+        for line in out.splitlines():
+            name, _, version = line.strip().rpartition(" ")
+            if name in ("Google Cloud SDK", "cloud-firestore-emulator", "pubsub-emulator"):
+                versions[name.lower().replace(" ", "_")] = version
     return {
         "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
-        "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "codex": codex,
+        "versions": versions,
         "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median and range of one figure over repeated runs."""
+    clean = [v for v in values if v == v]  # NaN (a run that measured nothing) is dropped
+    if not clean:
+        return {"n": 0, "median": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {
+        "n": len(clean),
+        "median": statistics.median(clean),
+        "min": min(clean),
+        "max": max(clean),
     }
 
 
