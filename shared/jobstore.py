@@ -79,6 +79,12 @@ class LeaseLost(Conflict):
     title = "Lease lost"
 
 
+def check_lease(job: JobRecord, worker_id: str, attempt: int) -> None:
+    """Raise LeaseLost unless `worker_id` holds the lease of this attempt of the job."""
+    if job.lease_owner != worker_id or job.attempt != attempt:
+        raise LeaseLost(f"worker {worker_id} no longer holds job {job.job_id}")
+
+
 @dataclass
 class Mutation:
     """What a guarded write changes: document fields and events to append atomically."""
@@ -404,12 +410,9 @@ class JobStore:
         """Renew the lease. Raises LeaseLost if the job moved on or another worker owns it."""
 
         def decide(job: JobRecord) -> Mutation:
-            if (
-                job.status is not JobStatus.RUNNING
-                or job.lease_owner != worker_id
-                or job.attempt != attempt
-            ):
-                raise LeaseLost(f"worker {worker_id} no longer holds job {job_id}")
+            if job.status is not JobStatus.RUNNING:
+                raise LeaseLost(f"job {job_id} is no longer running")
+            check_lease(job, worker_id, attempt)
             now = self._clock()
             return Mutation(
                 fields={"heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=lease_s)}
@@ -445,16 +448,11 @@ class JobStore:
         reason: str | None = None,
     ) -> JobRecord:
         """running → terminal, only by the worker holding this attempt's lease."""
-
-        def owns(job: JobRecord) -> None:
-            if job.lease_owner != worker_id or job.attempt != attempt:
-                raise LeaseLost(f"worker {worker_id} no longer holds job {job_id}")
-
         return self.transition(
             job_id,
             target,
             expected=[JobStatus.RUNNING],
-            guard=owns,
+            guard=lambda job: check_lease(job, worker_id, attempt),
             fields={"result": result, "error": error},
             reason=reason,
             event_data={"exit_code": result.exit_code if result else None},
@@ -475,7 +473,7 @@ class JobStore:
         ref = self._jobs.document(job_id)
         if cursor is not None and cursor.update_time is not None:
             try:
-                return self._write_events(ref, job_id, drafts, cursor)
+                return self._write_events(job_id, drafts, cursor)
             except _RACE_ERRORS:
                 pass
         cursor = cursor if cursor is not None else EventCursor()
@@ -487,23 +485,63 @@ class JobStore:
             cursor.update_time = snap.update_time
             attempt_no = int(snap.get("attempt") or 0)
             try:
-                return self._write_events(ref, job_id, drafts, cursor, attempt_no)
+                return self._write_events(job_id, drafts, cursor, attempt_no)
             except _RACE_ERRORS:
                 _backoff(attempt)
         raise DependencyUnavailable(f"job {job_id} is too contended to append events")
 
     def _write_events(
         self,
-        ref: Any,
         job_id: str,
         drafts: list[EventDraft],
         cursor: EventCursor,
         attempt_no: int = 0,
     ) -> list[JobEvent]:
+        new_next = cursor.next_seq + len(drafts)
+        events, cursor.update_time = self._write(
+            job_id,
+            {"next_seq": new_next},
+            drafts,
+            next_seq=cursor.next_seq,
+            update_time=cursor.update_time,
+            attempt_no=attempt_no,
+        )
+        cursor.next_seq = new_next
+        return events
+
+    def _commit(
+        self, record: JobRecord, doc: Mapping[str, Any], mutation: Mutation, update_time: Any
+    ) -> tuple[JobRecord, list[JobEvent]]:
+        fields = _encode_record_fields({**mutation.fields, "updated_at": self._clock()})
+        next_seq = int(doc.get("next_seq") or 0)
+        if mutation.events:
+            fields["next_seq"] = next_seq + len(mutation.events)
+        events, _ = self._write(
+            record.job_id,
+            fields,
+            mutation.events,
+            next_seq=next_seq,
+            update_time=update_time,
+            attempt_no=int(fields.get("attempt", doc.get("attempt") or 0)),
+        )
+        return _decode_record({**doc, **fields}), events
+
+    def _write(
+        self,
+        job_id: str,
+        fields: Mapping[str, Any],
+        drafts: list[EventDraft],
+        *,
+        next_seq: int,
+        update_time: Any,
+        attempt_no: int,
+    ) -> tuple[list[JobEvent], Any]:
+        """One atomic batch: the job update (guarded by `update_time`) plus the event documents
+        numbered from `next_seq`. Returns the events and the job's new update time."""
         now = self._clock()
         events = [
             JobEvent(
-                seq=cursor.next_seq + i,
+                seq=next_seq + i,
                 job_id=job_id,
                 message_type=d.message_type,
                 data=d.data,
@@ -514,49 +552,15 @@ class JobStore:
             for i, d in enumerate(drafts)
         ]
         batch = self._client.batch()
-        new_next = cursor.next_seq + len(events)
         batch.update(
-            ref,
-            {"next_seq": new_next},
-            option=self._client.write_option(last_update_time=cursor.update_time),
+            self._jobs.document(job_id),
+            dict(fields),
+            option=self._client.write_option(last_update_time=update_time),
         )
         for event in events:
             batch.create(self._event_ref(job_id, event.seq), _encode_event(event, self._event_ttl))
         results = self._call(batch.commit)
-        cursor.next_seq = new_next
-        cursor.update_time = results[0].update_time
-        return events
-
-    def _commit(
-        self, record: JobRecord, doc: Mapping[str, Any], mutation: Mutation, update_time: Any
-    ) -> tuple[JobRecord, list[JobEvent]]:
-        now = self._clock()
-        fields = _encode_record_fields({**mutation.fields, "updated_at": now})
-        next_seq = int(doc.get("next_seq") or 0)
-        attempt_no = int(fields.get("attempt", doc.get("attempt") or 0))
-        events = [
-            JobEvent(
-                seq=next_seq + i,
-                job_id=record.job_id,
-                message_type=d.message_type,
-                data=d.data,
-                codex=d.codex,
-                timestamp=now,
-                attempt=attempt_no,
-            )
-            for i, d in enumerate(mutation.events)
-        ]
-        if events:
-            fields["next_seq"] = next_seq + len(events)
-        ref = self._jobs.document(record.job_id)
-        batch = self._client.batch()
-        batch.update(ref, fields, option=self._client.write_option(last_update_time=update_time))
-        for event in events:
-            batch.create(
-                self._event_ref(record.job_id, event.seq), _encode_event(event, self._event_ttl)
-            )
-        self._call(batch.commit)
-        return _decode_record({**doc, **fields}), events
+        return events, results[0].update_time
 
     # ---- helpers -------------------------------------------------------------------------
 

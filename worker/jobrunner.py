@@ -16,7 +16,7 @@ from typing import Literal
 
 from shared.adapters import Adapters
 from shared.errors import CodexCloudError, PermanentError
-from shared.jobstore import LeaseLost
+from shared.jobstore import LeaseLost, check_lease
 from shared.log import log_context
 from shared.metrics import CODEX_DURATION, WORKER_JOBS
 from shared.models import (
@@ -307,7 +307,7 @@ class JobRunner:
                     JobStatus.QUEUED,
                     expected=[JobStatus.RUNNING],
                     reason="worker shutting down; requeued",
-                    guard=lambda j: _owned(j, self.worker_id, job.attempt),
+                    guard=lambda j: check_lease(j, self.worker_id, job.attempt),
                 )
             WORKER_JOBS.labels(outcome="requeued").inc()
 
@@ -332,11 +332,6 @@ class JobRunner:
                 continue
             if current.cancel_requested:
                 stop.stop("cancelled")
-
-
-def _owned(job: JobRecord, worker_id: str, attempt: int) -> None:
-    if job.lease_owner != worker_id or job.attempt != attempt:
-        raise LeaseLost(f"{worker_id} no longer holds {job.job_id}")
 
 
 def _status_of(
