@@ -76,13 +76,15 @@ TARGETS = (
     ),
 )
 
+# Longest suffixes first: "jobs_per_s" must not be read as seconds.
 UNITS = {
-    "_s": "s",
-    "_ms": "ms",
-    "_mib": "MiB",
-    "rps": "req/s",
     "writes_per_s": "writes/s",
     "jobs_per_s": "jobs/s",
+    "rps": "req/s",
+    "lost": "events",
+    "_mib": "MiB",
+    "_ms": "ms",
+    "_s": "s",
 }
 
 
@@ -380,10 +382,10 @@ def main() -> None:
     configure_logging("WARNING")
     log.setLevel(logging.INFO)
     repeats = 1 if args.quick else args.repeats
-    runs = 3 if args.quick else 6
-    seconds = 2.0 if args.quick else 4.0
-    events = 10 if args.quick else 30
-    samples = 2 if args.quick else 5
+    runs = 3 if args.quick else 5
+    seconds = 2.0 if args.quick else 3.0
+    events = 10 if args.quick else 20
+    samples = 2 if args.quick else 4
     started = time.monotonic()
     report: dict[str, Any] = {
         "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
