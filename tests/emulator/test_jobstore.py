@@ -23,8 +23,8 @@ from shared.models import (
 
 
 @pytest.fixture
-def store(adapters: Adapters) -> JobStore:
-    return adapters.jobs
+def store(isolated_adapters: Adapters) -> JobStore:
+    return isolated_adapters.jobs
 
 
 def _create(store: JobStore, prompt: str = "p", tenant: str = "t1") -> str:
@@ -194,7 +194,8 @@ def test_events_append_in_order_in_batches(store: JobStore) -> None:
     assert [e.seq for e in store.list_events(job_id, after_seq=25)] == [26, 27, 28, 29, 30]
 
 
-def test_concurrent_writers_lose_no_events(adapters: Adapters) -> None:
+def test_concurrent_writers_lose_no_events(isolated_adapters: Adapters) -> None:
+    adapters = isolated_adapters
     store = adapters.jobs
     job_id = _create(store)
     writers, per_writer = 4, 15
