@@ -83,8 +83,15 @@ def test_firestore_write_arrives_as_document_written_protobuf(
     client = firestore.Client(project=project)
     client.collection("jobs").document("job-42").set({"status": "queued", "attempt": 0})
 
-    events = _probe_events(stack, "google.cloud.firestore.document.v1.written")
-    event = events[-1]
+    # Other jobs (e.g. made by the ingest function from an earlier test's message) may be
+    # written meanwhile: pick this document's event.
+    deadline = time.monotonic() + 10
+    mine: list[dict[str, Any]] = []
+    while not mine and time.monotonic() < deadline:
+        events = _probe_events(stack, "google.cloud.firestore.document.v1.written")
+        mine = [e for e in events if e["attributes"]["subject"] == "documents/jobs/job-42"]
+    assert mine, "no event for jobs/job-42"
+    event = mine[0]
     attrs = event["attributes"]
     assert attrs["source"] == f"//firestore.googleapis.com/projects/{project}/databases/(default)"
     assert attrs["subject"] == "documents/jobs/job-42"
