@@ -253,7 +253,9 @@ function eventLines(event) {
   }
   if (d.item_type === "file_change" && kind === "item.completed") {
     const marks = { add: "+", update: "~", delete: "-" };
-    return (d.changes || []).map((c) => ["file", `${marks[c.kind] || "~"} ${c.path}`]);
+    // Codex reports absolute paths inside the job workspace; show them relative to it.
+    const short = (path) => String(path).split("/workspace/").pop();
+    return (d.changes || []).map((c) => ["file", `${marks[c.kind] || "~"} ${short(c.path)}`]);
   }
   if (d.item_type === "agent_message" && kind === "item.completed") return [["msg", `» ${d.text}`]];
   if (d.item_type === "reasoning" && kind === "item.completed") return [["dim", `… ${(d.text || "").split("\n")[0]}`]];
