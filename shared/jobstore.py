@@ -41,6 +41,7 @@ from shared.models import (
     JobStatus,
     MessageType,
     event_id_for,
+    is_safe_id,
 )
 from shared.settings import Settings
 
@@ -252,6 +253,11 @@ class JobStore:
         return CreateOutcome(record, created=True)
 
     def get_job(self, job_id: str) -> JobRecord | None:
+        # Every job id we mint is a safe id. Anything else (`__main__`, which Firestore
+        # reserves, or a `/`) names no job; asking Firestore would fail with InvalidArgument,
+        # which callers would report as an outage (503) instead of 404.
+        if not is_safe_id(job_id):
+            return None
         snap = self._call(self._jobs.document(job_id).get)
         return _decode_record(snap.to_dict()) if snap.exists else None
 

@@ -151,6 +151,27 @@ def test_other_tenants_ids_are_not_found(
     assert adapters.jobs.list_jobs(other_tenant, limit=5).jobs == []
 
 
+@pytest.mark.parametrize("job_id", ["__main__", "__x__", "a..b/../c"])
+def test_ids_firestore_cannot_hold_are_not_found(
+    stack: Stack, adapters: Adapters, scenario: Scenario, job_id: str
+) -> None:
+    """Regression: a reserved Firestore id (`__main__`) made job routes answer 503."""
+    scenario.set(injected=f"job routes with id {job_id!r}", expected="404 each, never 5xx")
+    key, _ = new_key(adapters)
+    quoted = httpx.URL(f"/v2/jobs/{job_id.replace('/', '%2F')}").raw_path.decode()
+    statuses = []
+    with httpx.Client(base_url=stack.urls["api"], headers={"X-API-KEY": key}, timeout=60) as c:
+        for method, suffix in (
+            ("GET", ""),
+            ("DELETE", ""),
+            ("POST", ":cancel"),
+            ("GET", "/artifacts"),
+        ):
+            statuses.append(c.request(method, quoted + suffix).status_code)
+    scenario.observe(str(statuses))
+    assert statuses == [404] * 4
+
+
 def test_forged_and_expired_stream_tokens(
     stack: Stack, adapters: Adapters, scenario: Scenario
 ) -> None:
