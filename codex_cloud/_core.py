@@ -18,6 +18,9 @@ from codex_cloud.sse import SSEMessage
 USER_AGENT = "codex-cloud-python/0.1"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_JOB_TIMEOUT_MS = 300_000
+# The API answers a sync request at the job's timeout plus its own margin (5 s by default).
+SYNC_READ_MARGIN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -158,3 +161,11 @@ def reason(exc: Exception) -> str:
     if "refused" in text.lower() or "connect call failed" in text.lower():
         return "connection refused"
     return text
+
+
+def submit_timeout(mode: str, timeout_ms: Any, default: httpx.Timeout) -> httpx.Timeout:
+    """A sync submission is answered when the job ends: wait as long as the server may."""
+    if mode != "sync":
+        return default
+    job_s = (timeout_ms if isinstance(timeout_ms, int) else DEFAULT_JOB_TIMEOUT_MS) / 1000
+    return httpx.Timeout(DEFAULT_TIMEOUT_S, read=job_s + SYNC_READ_MARGIN_S)

@@ -70,13 +70,19 @@ class AsyncClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool = False,
+        http_timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = await self._http.request(
-                    method, path, json=json_body, params=params, headers=headers
+                    method,
+                    path,
+                    json=json_body,
+                    params=params,
+                    headers=headers,
+                    timeout=http_timeout or self._http.timeout,
                 )
             except httpx.ConnectError as exc:
                 if attempt >= self.retry.attempts:
@@ -110,6 +116,7 @@ class AsyncClient:
             json_body=_core.job_body(prompt, mode=mode, **fields),
             headers=headers,
             idempotent=idempotency_key is not None,
+            http_timeout=_core.submit_timeout(mode, fields.get("timeout_ms"), self._http.timeout),
         )
         return _core.submission(response)
 

@@ -86,13 +86,19 @@ class Client:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool = False,
+        http_timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = self._http.request(
-                    method, path, json=json_body, params=params, headers=headers
+                    method,
+                    path,
+                    json=json_body,
+                    params=params,
+                    headers=headers,
+                    timeout=http_timeout or self._http.timeout,
                 )
             except httpx.ConnectError as exc:
                 # Nothing was sent: always safe to try again.
@@ -131,6 +137,7 @@ class Client:
             json_body=_core.job_body(prompt, mode=mode, **fields),
             headers=headers,
             idempotent=idempotency_key is not None,
+            http_timeout=_core.submit_timeout(mode, fields.get("timeout_ms"), self._http.timeout),
         )
         return _core.submission(response)
 

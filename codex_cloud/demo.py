@@ -115,7 +115,7 @@ class Demo:
             row.detail = job.error_message
         return row
 
-    def await_result(self, name: str, timeout_s: float = 20.0) -> str:
+    def await_result(self, name: str, timeout_s: float = 60.0) -> str:
         """The results-bucket summary path once on_job_written has written it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
