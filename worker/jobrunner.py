@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from worker.codex.env import ApiKey, build_codex_env
 from worker.codex.process import CodexOutcome, CodexRunSpec, run_codex
 from worker.codex.sessions import pack_session_state, unpack_session_state
 from worker.codex.workspace import (
+    Snapshot,
     WorkspaceError,
     archive_changed,
     clone_repo,
@@ -215,31 +217,20 @@ class JobRunner:
         job: JobRecord,
         root: Path,
         workdir: Path,
-        before: object,
+        before: Snapshot,
         outcome: CodexOutcome,
         raw_events: list[dict[str, object]],
         started: float,
     ) -> JobResult:
-        changes = diff(before, workdir)  # type: ignore[arg-type]
+        changes = diff(before, workdir)
         changed = [c.path for c in changes.changes]
-        artifacts = self._upload_artifacts(
-            job, workdir, changes.patch, changed, outcome, raw_events
-        )
-        if outcome.thread_id:
-            try:
-                state = pack_session_state(root / "codex" / "codex-home", outcome.thread_id)
-                workspace = archive_changed(workdir, list(snapshot(workdir).files))
-                self.sessions.save(
-                    session_id=job.session_id,
-                    tenant=job.tenant,
-                    thread_id=outcome.thread_id,
-                    job_id=job.job_id,
-                    worker_id=self.worker_id,
-                    state=state,
-                    workspace=workspace,
-                )
-            except (CodexCloudError, OSError, LookupError) as exc:
-                log.warning("session state not saved: %s", exc)
+        # Artifacts and the session state are independent uploads: send them side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            session_saved = pool.submit(self._save_session, job, root, workdir, outcome)
+            artifacts = self._upload_artifacts(
+                job, workdir, changes.patch, changed, outcome, raw_events
+            )
+            session_saved.result()
         return JobResult(
             exit_code=outcome.exit_code,
             final_message=outcome.final_message,
@@ -252,6 +243,26 @@ class JobRunner:
             stderr_tail="\n".join(outcome.stderr_tail[-20:]) or None,
             artifacts=artifacts,
         )
+
+    def _save_session(
+        self, job: JobRecord, root: Path, workdir: Path, outcome: CodexOutcome
+    ) -> None:
+        if not outcome.thread_id:
+            return
+        try:
+            state = pack_session_state(root / "codex" / "codex-home", outcome.thread_id)
+            workspace = archive_changed(workdir, list(snapshot(workdir).files))
+            self.sessions.save(
+                session_id=job.session_id,
+                tenant=job.tenant,
+                thread_id=outcome.thread_id,
+                job_id=job.job_id,
+                worker_id=self.worker_id,
+                state=state,
+                workspace=workspace,
+            )
+        except (CodexCloudError, OSError, LookupError) as exc:
+            log.warning("session state not saved: %s", exc)
 
     def _upload_artifacts(
         self,

@@ -12,9 +12,9 @@ from typing import Any
 from shared.adapters import Adapters
 from shared.errors import CapacityExhausted, CodexCloudError, IllegalTransition, RetryableError
 from shared.metrics import WORKER_SLOTS
-from shared.models import JobRecord, JobStatus
+from shared.models import JobRecord
 from worker.codex.binary import find_codex_binary
-from worker.jobrunner import JobRunner, StopSignal
+from worker.jobrunner import JobRunner, StopReason, StopSignal
 
 log = logging.getLogger(__name__)
 WORKERS_COLLECTION = "workers"
@@ -30,7 +30,6 @@ class Running:
     job_id: str
     stop: StopSignal
     task: asyncio.Task[JobRecord | None] | None = None
-    unwatch: Any = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,7 @@ class WorkerRuntime:
         self.draining = False
         self._registry_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._watch: Any = None
         self._update_gauges()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -63,6 +63,7 @@ class WorkerRuntime:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._registry_task = asyncio.create_task(self._registry_loop())
+        self._watch = await asyncio.to_thread(self._watch_own_jobs)
 
     async def drain(self) -> None:
         """SIGTERM: accept nothing new, give running jobs the grace period, requeue the rest."""
@@ -76,6 +77,9 @@ class WorkerRuntime:
                 running.stop.stop("draining")
             if still:
                 await asyncio.wait(still, timeout=30)
+        if self._watch is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._watch.unsubscribe)
         if self._registry_task is not None:
             self._registry_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -117,7 +121,6 @@ class WorkerRuntime:
         except BaseException:
             self._release(job_id)
             raise
-        running.unwatch = self._watch_cancel(job_id, running.stop)
         running.task = asyncio.create_task(self._run(job, running), name=f"job-{job_id}")
         if wait:
             final = await running.task
@@ -132,9 +135,6 @@ class WorkerRuntime:
             # The lease expires and the sweeper requeues it; nothing is lost.
             return None
         finally:
-            if running.unwatch is not None:
-                with contextlib.suppress(Exception):
-                    running.unwatch.unsubscribe()
             self._release(job.job_id)
 
     def cancel(self, job_id: str) -> bool:
@@ -152,31 +152,37 @@ class WorkerRuntime:
         WORKER_SLOTS.labels(state="busy").set(len(self.running))
         WORKER_SLOTS.labels(state="free").set(max(0, self.slots - len(self.running)))
 
-    def _watch_cancel(self, job_id: str, stop: StopSignal) -> Any:
-        """A document listener: cancellation set through the API reaches us in milliseconds."""
-        loop = self._loop
-        doc = self.adapters.firestore.collection(
-            self.settings.topology.firestore.jobs_collection
-        ).document(job_id)
+    def _watch_own_jobs(self) -> Any:
+        """One listener on every job this worker holds a lease on: a cancellation set through
+        the API, or the lease passing to someone else, reaches the job in milliseconds."""
+        from google.cloud.firestore import FieldFilter
 
-        def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
-            if loop is None:
-                return
-            for snap in snapshots:
-                data = snap.to_dict() or {}
-                if data.get("cancel_requested"):
-                    loop.call_soon_threadsafe(stop.stop, "cancelled")
-                elif (
-                    data.get("status") != JobStatus.RUNNING.value
-                    or data.get("lease_owner") != self.worker_id
-                ):
-                    loop.call_soon_threadsafe(stop.stop, "lease-lost")
+        query = self.adapters.firestore.collection(
+            self.settings.topology.firestore.jobs_collection
+        ).where(filter=FieldFilter("lease_owner", "==", self.worker_id))
+
+        def on_change(_snapshots: list[Any], changes: list[Any], _read_time: Any) -> None:
+            for change in changes:
+                job_id = change.document.id
+                if change.type.name == "REMOVED":
+                    reason: StopReason = "lease-lost"
+                elif (change.document.to_dict() or {}).get("cancel_requested"):
+                    reason = "cancelled"
+                else:
+                    continue
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._stop_job, job_id, reason)
 
         try:
-            return doc.on_snapshot(on_change)
+            return query.on_snapshot(on_change)
         except Exception:  # the heartbeat still carries cancellation, just slower
-            log.warning("could not watch job %s for cancellation", job_id)
+            log.warning("could not watch this worker's jobs; relying on heartbeats")
             return None
+
+    def _stop_job(self, job_id: str, reason: StopReason) -> None:
+        running = self.running.get(job_id)
+        if running is not None and running.task is not None:
+            running.stop.stop(reason)
 
     # ---- registry ------------------------------------------------------------------------
 
