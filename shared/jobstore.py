@@ -315,9 +315,18 @@ class JobStore:
 
     # ---- guarded writes ------------------------------------------------------------------
 
-    def mutate(self, job_id: str, decide: Callable[[JobRecord], Mutation | None]) -> JobRecord:
+    def mutate(
+        self,
+        job_id: str,
+        decide: Callable[[JobRecord], Mutation | None],
+        *,
+        cursor: EventCursor | None = None,
+    ) -> JobRecord:
         """Read the job, let `decide` compute a change (or None for no-op, or raise), and write it
-        only if nobody changed the document meanwhile; otherwise re-read and decide again."""
+        only if nobody changed the document meanwhile; otherwise re-read and decide again.
+
+        A given `cursor` is left pointing after the write, so the caller's next event append
+        needs no read."""
         ref = self._jobs.document(job_id)
         for attempt in range(MAX_WRITE_RETRIES):
             snap = self._call(ref.get)
@@ -329,9 +338,13 @@ class JobStore:
             if mutation is None:
                 return record
             try:
-                return self._commit(record, doc, mutation, snap.update_time)[0]
+                updated, update_time = self._commit(record, doc, mutation, snap.update_time)
             except _RACE_ERRORS:
                 _backoff(attempt)
+                continue
+            if cursor is not None:
+                cursor.next_seq, cursor.update_time = updated.next_seq, update_time
+            return updated
         raise DependencyUnavailable(f"job {job_id} is too contended to update")
 
     def transition(
@@ -389,28 +402,37 @@ class JobStore:
         event = status_event(job.status, target, reason=reason, **extra)
         return Mutation(fields=changes, events=[event])
 
-    def claim(self, job_id: str, *, worker_id: str, lease_s: int) -> JobRecord:
+    def claim(
+        self,
+        job_id: str,
+        *,
+        worker_id: str,
+        lease_s: int,
+        cursor: EventCursor | None = None,
+    ) -> JobRecord:
         """dispatched → running for this worker, starting a new attempt with a lease."""
-        now = self._clock()
 
-        def fields_for(job: JobRecord) -> None:
+        def decide(job: JobRecord) -> Mutation:
+            if job.status is not JobStatus.DISPATCHED:
+                raise IllegalTransition(
+                    f"job {job_id} is {job.status.value}, not dispatched",
+                    extra={"job_id": job_id, "from": job.status.value, "to": "running"},
+                )
             if job.cancel_requested:
                 raise IllegalTransition(f"job {job_id} was cancelled before it started")
-
-        job = self.require_job(job_id)
-        return self.transition(
-            job_id,
-            JobStatus.RUNNING,
-            expected=[JobStatus.DISPATCHED],
-            guard=fields_for,
-            fields={
-                "attempt": job.attempt + 1,
+            now = self._clock()
+            attempt = job.attempt + 1
+            fields = {
+                "attempt": attempt,
                 "lease_owner": worker_id,
                 "lease_expires_at": now + timedelta(seconds=lease_s),
                 "heartbeat_at": now,
-            },
-            event_data={"worker": worker_id, "attempt": job.attempt + 1},
-        )
+            }
+            return self._transition_mutation(
+                job, JobStatus.RUNNING, fields, None, {"worker": worker_id, "attempt": attempt}
+            )
+
+        return self.mutate(job_id, decide, cursor=cursor)
 
     def heartbeat(self, job_id: str, *, worker_id: str, attempt: int, lease_s: int) -> JobRecord:
         """Renew the lease. Raises LeaseLost if the job moved on or another worker owns it."""
@@ -517,12 +539,12 @@ class JobStore:
 
     def _commit(
         self, record: JobRecord, doc: Mapping[str, Any], mutation: Mutation, update_time: Any
-    ) -> tuple[JobRecord, list[JobEvent]]:
+    ) -> tuple[JobRecord, Any]:
         fields = _encode_record_fields({**mutation.fields, "updated_at": self._clock()})
         next_seq = int(doc.get("next_seq") or 0)
         if mutation.events:
             fields["next_seq"] = next_seq + len(mutation.events)
-        events, _ = self._write(
+        _, new_update_time = self._write(
             record.job_id,
             fields,
             mutation.events,
@@ -530,7 +552,7 @@ class JobStore:
             update_time=update_time,
             attempt_no=int(fields.get("attempt", doc.get("attempt") or 0)),
         )
-        return _decode_record({**doc, **fields}), events
+        return _decode_record({**doc, **fields}), new_update_time
 
     def _write(
         self,

@@ -24,13 +24,21 @@ class EventBatcher:
     `max_batch` events, whichever comes first. A write failure is logged and the events are
     kept for the next write, so a blip in Firestore does not lose the stream."""
 
-    def __init__(self, store: JobStore, job_id: str, *, flush_s: float, max_batch: int) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        job_id: str,
+        *,
+        flush_s: float,
+        max_batch: int,
+        cursor: EventCursor | None = None,
+    ) -> None:
         self._store = store
         self._job_id = job_id
         self._flush_s = flush_s
         self._max_batch = max_batch
         self._queue: asyncio.Queue[EventDraft | None] = asyncio.Queue()
-        self._cursor = EventCursor()
+        self._cursor = cursor or EventCursor()
         self.raw: list[dict[str, Any]] = []
         self.written = 0
         self.dropped = 0

@@ -17,7 +17,7 @@ from typing import Literal
 
 from shared.adapters import Adapters
 from shared.errors import CodexCloudError, PermanentError
-from shared.jobstore import LeaseLost, check_lease
+from shared.jobstore import EventCursor, LeaseLost, check_lease
 from shared.log import log_context
 from shared.metrics import CODEX_DURATION, WORKER_JOBS
 from shared.models import (
@@ -81,25 +81,30 @@ class JobRunner:
 
     # ---- public --------------------------------------------------------------------------
 
-    async def run(self, job: JobRecord, stop: StopSignal) -> JobRecord | None:
+    async def run(
+        self, job: JobRecord, stop: StopSignal, cursor: EventCursor | None = None
+    ) -> JobRecord | None:
         """Run a job this worker has claimed. Returns the final record, or None when the job
         was handed back (lease lost, or requeued on drain)."""
         root = Path(self.settings.workspace_root) / f"{job.job_id}-{job.attempt}"
         with log_context(job_id=job.job_id, attempt=job.attempt, worker=self.worker_id):
             try:
-                return await self._run(job, stop, root)
+                return await self._run(job, stop, root, cursor)
             finally:
                 await asyncio.to_thread(shutil.rmtree, root, True)
 
     # ---- steps ---------------------------------------------------------------------------
 
-    async def _run(self, job: JobRecord, stop: StopSignal, root: Path) -> JobRecord | None:
+    async def _run(
+        self, job: JobRecord, stop: StopSignal, root: Path, cursor: EventCursor | None
+    ) -> JobRecord | None:
         store = self.adapters.jobs
         batcher = EventBatcher(
             store,
             job.job_id,
             flush_s=self.settings.event_flush_ms / 1000,
             max_batch=self.settings.event_batch_max,
+            cursor=cursor,
         )
         heartbeat = asyncio.create_task(self._heartbeat(job, stop))
         started = time.monotonic()

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.adapters import Adapters
 from shared.errors import CapacityExhausted, CodexCloudError, IllegalTransition, RetryableError
+from shared.jobstore import EventCursor
 from shared.metrics import WORKER_SLOTS
 from shared.models import JobRecord
 from worker.codex.binary import find_codex_binary
@@ -107,12 +108,15 @@ class WorkerRuntime:
         running = Running(job_id=job_id, stop=StopSignal())
         self.running[job_id] = running  # reserve the slot before the first await
         self._update_gauges()
+        # The claim leaves the cursor after its own write: the first event batch needs no read.
+        cursor = EventCursor()
         try:
             job = await asyncio.to_thread(
                 self.adapters.jobs.claim,
                 job_id,
                 worker_id=self.worker_id,
                 lease_s=self.settings.lease_seconds,
+                cursor=cursor,
             )
         except IllegalTransition:
             self._release(job_id)
@@ -121,15 +125,15 @@ class WorkerRuntime:
         except BaseException:
             self._release(job_id)
             raise
-        running.task = asyncio.create_task(self._run(job, running), name=f"job-{job_id}")
+        running.task = asyncio.create_task(self._run(job, running, cursor), name=f"job-{job_id}")
         if wait:
             final = await running.task
             return Accepted("accepted", final or job)
         return Accepted("accepted", job)
 
-    async def _run(self, job: JobRecord, running: Running) -> JobRecord | None:
+    async def _run(self, job: JobRecord, running: Running, cursor: EventCursor) -> JobRecord | None:
         try:
-            return await self.runner.run(job, running.stop)
+            return await self.runner.run(job, running.stop, cursor)
         except Exception:
             log.exception("job run crashed")
             # The lease expires and the sweeper requeues it; nothing is lost.
