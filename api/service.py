@@ -28,6 +28,7 @@ from shared.models import (
     JobStatus,
     Mode,
 )
+from shared.services.uploads import check_workspace_access
 from shared.settings import Settings
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING)
@@ -120,6 +121,7 @@ def submit_job(
             return Submission(existing, created=False)
     if request.webhook is not None:
         _check_webhook_target(request.webhook.url, settings.webhook_allow_private)
+    check_workspace_access(request, caller.tenant, settings)
     active = count_active_jobs(client, settings, caller.tenant)
     if active >= max_active_jobs:
         raise TooManyActiveJobs(

@@ -31,6 +31,7 @@ from shared.models import (
     MessageType,
     TokenUsage,
 )
+from shared.services.uploads import archive_owner
 from shared.settings import Settings
 from worker.codex.config import CodexConfig, ProviderConfig, prepare_codex_home
 from worker.codex.env import ApiKey, build_codex_env
@@ -162,7 +163,14 @@ class JobRunner:
             workdir.parent.mkdir(parents=True, exist_ok=True)
             clone_repo(ws.url, workdir, ws.ref, timeout_s=300)
         elif isinstance(ws, ArchiveWorkspace):
-            bucket = ws.bucket or self.settings.topology.bucket("uploads")
+            uploads = self.settings.topology.bucket("uploads")
+            bucket = ws.bucket or uploads
+            owner = archive_owner(ws.object, self.settings.upload_default_tenant)
+            if bucket != uploads or owner != job.tenant:
+                # Never let a job read another tenant's upload or an arbitrary bucket.
+                raise WorkspaceError(
+                    f"workspace archive gs://{bucket}/{ws.object} is not an upload of this tenant"
+                )
             blob = self.adapters.storage.get(bucket, ws.object, max_bytes=512 * 1024 * 1024)
             prepare_empty(workdir)
             extract_archive(blob, workdir)

@@ -42,6 +42,9 @@ def create_channel_job(
     """Create (or find, on replay) the job. A webhook without a secret gets a generated one,
     stored on the job: machine channels have no response to return it in, so the secret is
     readable through the API's job view for the owning tenant."""
+    from shared.services.uploads import check_workspace_access
+
+    check_workspace_access(request, tenant, adapters.settings)
     webhook_secret = None
     if request.webhook is not None and request.webhook.secret is None:
         webhook_secret = secrets.token_urlsafe(32)

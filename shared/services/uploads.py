@@ -23,12 +23,13 @@ from pydantic import BaseModel
 
 from shared.errors import Conflict, InvalidInput, PayloadTooLarge, PermanentError
 from shared.metrics import DEAD_LETTERED
-from shared.models import ArchiveWorkspace, Channel, is_safe_id
+from shared.models import ArchiveWorkspace, Channel, JobRequest, is_safe_id
 from shared.services.common import utcnow
 from shared.services.jobs import create_channel_job, parse_request
 
 if TYPE_CHECKING:
     from shared.adapters import Adapters
+    from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,42 @@ def result_object_name(object_name: str) -> str:
 
 def error_object_name(object_name: str) -> str:
     return f"{ERRORS_PREFIX}{object_name}.error.json"
+
+
+def archive_owner(object_name: str, default: str) -> str | None:
+    """The tenant whose jobs may use this uploads-bucket object as a workspace archive.
+
+    `_workspaces/{tenant}/…` and `tenants/{tenant}/…` belong to that tenant, other objects to
+    the default tenant, and the service's own report prefixes to nobody."""
+    parts = object_name.split("/")
+    if object_name.startswith(WORKSPACES_PREFIX):
+        return parts[1] if len(parts) >= 3 and parts[1] else None
+    if object_name.startswith((ERRORS_PREFIX, RESULTS_PREFIX)):
+        return None
+    try:
+        return tenant_for(object_name, default)
+    except InvalidInput:
+        return None
+
+
+def check_workspace_access(request: JobRequest, tenant: str, settings: Settings) -> None:
+    """Refuse a workspace archive that is not an upload of the caller's tenant (InvalidInput)."""
+    workspace = request.workspace
+    if not isinstance(workspace, ArchiveWorkspace):
+        return
+    uploads = settings.topology.bucket("uploads")
+    owner = archive_owner(workspace.object, settings.upload_default_tenant)
+    if (workspace.bucket or uploads) != uploads or owner != tenant:
+        raise InvalidInput(
+            "workspace archive must be an object of this tenant in the uploads bucket",
+            errors=[
+                {
+                    "loc": ["body", "workspace", "object"],
+                    "msg": "not an upload of this tenant (tenants/{tenant}/… or "
+                    "_workspaces/{tenant}/… in the uploads bucket)",
+                }
+            ],
+        )
 
 
 def tenant_for(object_name: str, default: str) -> str:

@@ -231,9 +231,9 @@ def test_unsafe_archive_fails_the_job_with_a_clear_reason(
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     uploads = adapters.settings.topology.bucket("uploads")
-    adapters.storage.put(uploads, "evil.tar.gz", buf.getvalue())
+    adapters.storage.put(uploads, "tenants/t1/evil.tar.gz", buf.getvalue())
     job = _dispatched(
-        adapters, "[[script:hello]] x", workspace=ArchiveWorkspace(object="evil.tar.gz")
+        adapters, "[[script:hello]] x", workspace=ArchiveWorkspace(object="tenants/t1/evil.tar.gz")
     )
     _run(worker_stack, job.job_id, sync=True)
     done = adapters.jobs.require_job(job.job_id)
@@ -254,14 +254,42 @@ def test_archive_workspace_is_unpacked_for_the_agent(
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     uploads = adapters.settings.topology.bucket("uploads")
-    adapters.storage.put(uploads, "ws.tar.gz", buf.getvalue())
+    adapters.storage.put(uploads, "tenants/t1/ws.tar.gz", buf.getvalue())
     job = _dispatched(
         adapters,
         "[[script:failing-command]] look around",
-        workspace=ArchiveWorkspace(object="ws.tar.gz"),
+        workspace=ArchiveWorkspace(object="tenants/t1/ws.tar.gz"),
     )
     _run(worker_stack, job.job_id, sync=True)
     assert adapters.jobs.require_job(job.job_id).status is JobStatus.SUCCEEDED
+
+
+def test_a_job_cannot_use_another_tenants_upload_as_its_workspace(
+    worker_stack: Stack, adapters: Adapters
+) -> None:
+    uploads = adapters.settings.topology.bucket("uploads")
+    adapters.storage.put(uploads, "tenants/t2/private.tar.gz", _tar({"secret.txt": b"t2 only"}))
+    job = _dispatched(
+        adapters,
+        "[[script:hello]] x",
+        workspace=ArchiveWorkspace(object="tenants/t2/private.tar.gz"),
+    )
+    _run(worker_stack, job.job_id, sync=True)
+    done = adapters.jobs.require_job(job.job_id)
+    assert done.status is JobStatus.FAILED
+    assert done.error is not None
+    assert "not an upload of this tenant" in done.error.message
+    assert not _model_requests(worker_stack)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def test_a_follow_up_turn_resumes_the_session_on_another_worker(

@@ -57,14 +57,11 @@ HTTP_CASES: list[Any] = [
      422, "validation-error"),
     ("webhook-js-url", b'{"prompt": "x", "webhook": {"url": "javascript:alert(1)"}}', JSON, 422,
      "validation-error"),
-    pytest.param(
-        "archive-outside-tenant", b'{"prompt": "x", "workspace": {"type": "archive", '
-        b'"bucket": "codex-outputs", "object": "../other-tenant/secrets.tar.gz"}}', JSON, 422,
-        "validation-error",
-        marks=pytest.mark.xfail(reason="archive workspaces are not confined to the caller's "
-                                "prefix yet (docs/reliability.md, known gaps)"),
-        id="archive-outside-tenant",
-    ),
+    ("archive-outside-tenant", b'{"prompt": "x", "workspace": {"type": "archive", '
+     b'"bucket": "codex-outputs", "object": "../other-tenant/secrets.tar.gz"}}', JSON, 422,
+     "validation-error"),
+    ("archive-of-another-tenant", b'{"prompt": "x", "workspace": {"type": "archive", '
+     b'"object": "tenants/someone-else/ws.tar.gz"}}', JSON, 422, "validation-error"),
     ("deeply-nested", b'{"prompt": "x", "output_schema": ' + b'{"a": ' * 5000 + b"1"
      + b"}" * 5001, JSON, 400, "bad-request"),
 ]  # fmt: skip
