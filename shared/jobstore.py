@@ -100,6 +100,9 @@ class EventCursor:
 
     next_seq: int = 0
     update_time: Any = None
+    # The job's attempt as of `update_time`: a claim changes the document, so the fast path
+    # can only succeed while this is still the current attempt.
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -501,7 +504,7 @@ class JobStore:
         ref = self._jobs.document(job_id)
         if cursor is not None and cursor.update_time is not None:
             try:
-                return self._write_events(job_id, drafts, cursor)
+                return self._write_events(job_id, drafts, cursor, cursor.attempt)
             except _RACE_ERRORS:
                 pass
         cursor = cursor if cursor is not None else EventCursor()
@@ -511,7 +514,7 @@ class JobStore:
                 raise NotFound(f"job {job_id} not found")
             cursor.next_seq = int(snap.get("next_seq") or 0)
             cursor.update_time = snap.update_time
-            attempt_no = int(snap.get("attempt") or 0)
+            attempt_no = cursor.attempt = int(snap.get("attempt") or 0)
             try:
                 return self._write_events(job_id, drafts, cursor, attempt_no)
             except _RACE_ERRORS:

@@ -117,3 +117,25 @@ def test_api_keeps_serving_with_redis_down(
     scenario.observe(f"statuses {sorted(set(statuses))}, /ready checks {ready.get('checks')}")
     assert all(s in (202, 429, 503) for s in statuses), statuses
     assert 202 in statuses  # the in-process limiter keeps the API useful
+
+
+def test_events_carry_their_attempt_on_the_fast_path(
+    stack: Stack, adapters: Adapters, scenario: Scenario
+) -> None:
+    """Regression: events appended with a cursor (the worker's hot path) were stamped attempt 0,
+    so a retried job's two codex runs looked like one attempt running codex twice."""
+    from shared.jobstore import EventCursor
+    from shared.models import Channel, EventDraft, JobRequest, JobStatus, MessageType
+
+    scenario.set(injected="append events with a cursor after a claim", expected="attempt 1")
+    store = adapters.jobs
+    job = store.create_job(JobRequest(prompt="x"), tenant="rel", channel=Channel.HTTP).job
+    store.transition(job.job_id, JobStatus.DISPATCHED)
+    store.claim(job.job_id, worker_id="rel-worker", lease_s=30)
+    cursor = EventCursor()
+    draft = EventDraft(message_type=MessageType.PROGRESS, data={"n": 1})
+    first = store.append_events(job.job_id, [draft], cursor=cursor)
+    second = store.append_events(job.job_id, [draft, draft], cursor=cursor)
+    attempts = [e.attempt for e in first + second]
+    scenario.observe(f"attempts {attempts}")
+    assert attempts == [1, 1, 1]
