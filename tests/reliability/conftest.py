@@ -69,7 +69,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     headers = ("scenario", "injected", "expected", "observed", "result")
     rows = [(r.name, r.injected, r.expected, r.observed, r.outcome) for r in _ROWS]
-    widths = [min(60, max(len(h), *(len(row[i]) for row in rows))) for i, h in enumerate(headers)]
+    # The observed column gets the most room: it is what a failure is diagnosed from.
+    caps = (50, 60, 60, 240, 6)
+    widths = [
+        min(cap, max(len(h), *(len(row[i]) for row in rows)))
+        for i, (h, cap) in enumerate(zip(headers, caps, strict=True))
+    ]
 
     def line(cells: tuple[str, ...]) -> str:
         return " | ".join(c[:w].ljust(w) for c, w in zip(cells, widths, strict=True))
