@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,17 +31,38 @@ def _processes_mentioning(marker: str) -> list[int]:
 
 @pytest.mark.timeout(300)
 def test_demo_runs_every_channel_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """Run with --keep: the stack must stay up after the table, then Ctrl-C stops all of it."""
     state = tmp_path / "demo-state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_CLOUD_")}
     env["NO_COLOR"] = "1"
-    result = subprocess.run(
-        [sys.executable, "-m", "codex_cloud.demo", "--state-dir", str(state)],
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_cloud.demo", "--state-dir", str(state), "--keep"],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=280,
         cwd=REPO,
     )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 260
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C stops it" in line:
+                break
+        kept = "".join(lines)
+        console = re.search(r"Console: (http://[^/\s]+)/console/", kept)
+        assert console is not None, kept[-4000:]
+        # Kept up: the API still answers after the demo's own work is done.
+        assert httpx.get(console.group(1) + "/health", timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + rest, err)
     out = result.stdout
     assert result.returncode == 0, out[-4000:] + result.stderr[-2000:]
     assert "Traceback" not in out + result.stderr
