@@ -347,6 +347,7 @@ class JobStore:
                 continue
             if cursor is not None:
                 cursor.next_seq, cursor.update_time = updated.next_seq, update_time
+                cursor.attempt = updated.attempt
             return updated
         raise DependencyUnavailable(f"job {job_id} is too contended to update")
 

@@ -131,11 +131,15 @@ def test_events_carry_their_attempt_on_the_fast_path(
     store = adapters.jobs
     job = store.create_job(JobRequest(prompt="x"), tenant="rel", channel=Channel.HTTP).job
     store.transition(job.job_id, JobStatus.DISPATCHED)
-    store.claim(job.job_id, worker_id="rel-worker", lease_s=30)
+    # Both ways a worker gets its cursor: from the claim itself, or fresh (first append reads).
     cursor = EventCursor()
+    store.claim(job.job_id, worker_id="rel-worker", lease_s=30, cursor=cursor)
+    fresh = EventCursor()
     draft = EventDraft(message_type=MessageType.PROGRESS, data={"n": 1})
     first = store.append_events(job.job_id, [draft], cursor=cursor)
     second = store.append_events(job.job_id, [draft, draft], cursor=cursor)
-    attempts = [e.attempt for e in first + second]
+    third = store.append_events(job.job_id, [draft], cursor=fresh)
+    fourth = store.append_events(job.job_id, [draft], cursor=fresh)
+    attempts = [e.attempt for e in first + second + third + fourth]
     scenario.observe(f"attempts {attempts}")
-    assert attempts == [1, 1, 1]
+    assert attempts == [1, 1, 1, 1, 1]
