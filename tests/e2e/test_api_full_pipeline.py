@@ -18,8 +18,7 @@ PROMPT = "[[script:hello]] write hello.py"
 
 @pytest.fixture
 def client(stack: Stack, adapters: Adapters) -> httpx.Client:
-    if "api" not in stack.urls:
-        pytest.skip("the local stack runs no API")
+    assert "api" in stack.urls, "the local stack started no API"
     key = create_key(
         adapters.firestore, adapters.settings, tenant="pipeline", name="full-pipeline"
     ).key

@@ -129,8 +129,7 @@ def test_upload_to_outputs_and_result_summary(adapters: Adapters) -> None:
 
 
 def test_long_job_runs_under_workflows(pipeline_stack: Stack, adapters: Adapters) -> None:
-    if "workflows" not in pipeline_stack.processes:
-        pytest.skip("workflows-emulator is not available")
+    assert "workflows" in pipeline_stack.processes, "the stack started no workflows-emulator"
     request = JobRequest(prompt="[[script:hello]] long one", long_running=True)
     job = adapters.jobs.create_job(request, tenant="t1", channel=Channel.HTTP).job
     done = wait_terminal(adapters, job.job_id)

@@ -64,9 +64,9 @@ def test_events_token_opens_the_job_stream_without_a_header(stack: Stack, key: s
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("chromium is not installed (make test installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    assert CHROMIUM.exists(), "chromium missing: make test installs the Debian package"
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "profile"),

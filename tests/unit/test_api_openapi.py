@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
 from api.app import create_app
@@ -66,5 +65,6 @@ def test_gateway_document_shape() -> None:
 
 
 def test_openapi_document_is_valid() -> None:
-    validator = pytest.importorskip("openapi_spec_validator")
-    validator.validate(yaml.safe_load((REPO / "openapi.yaml").read_text()))
+    import openapi_spec_validator
+
+    openapi_spec_validator.validate(yaml.safe_load((REPO / "openapi.yaml").read_text()))
