@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -156,7 +157,9 @@ class JobRequest(_Model):
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
+        # Invisible format characters (zero-width space/joiners, BOM) do not make a prompt.
+        visible = "".join(c for c in value if unicodedata.category(c) != "Cf")
+        if not visible.strip():
             raise ValueError("must not be blank")
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")

@@ -32,6 +32,7 @@ def test_defaults_are_an_async_normal_job_with_an_empty_workspace() -> None:
     [
         ({"prompt": ""}, ("prompt",)),
         ({"prompt": "   "}, ("prompt",)),
+        ({"prompt": "\u200b\u200d\ufeff "}, ("prompt",)),
         ({"prompt": "x" * (MAX_PROMPT_CHARS + 1)}, ("prompt",)),
         ({"prompt": "a\x00b"}, ("prompt",)),
         ({"prompt": "p", "timeout_ms": 10}, ("timeout_ms",)),
