@@ -224,14 +224,8 @@ def _find_codex_pid(job_id: str, timeout_s: float = 10) -> int:
 def test_unsafe_archive_fails_the_job_with_a_clear_reason(
     worker_stack: Stack, adapters: Adapters
 ) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = b"owned"
-        info = tarfile.TarInfo("../../escape.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
     uploads = adapters.settings.topology.bucket("uploads")
-    adapters.storage.put(uploads, "tenants/t1/evil.tar.gz", buf.getvalue())
+    adapters.storage.put(uploads, "tenants/t1/evil.tar.gz", _tar({"../../escape.txt": b"owned"}))
     job = _dispatched(
         adapters, "[[script:hello]] x", workspace=ArchiveWorkspace(object="tenants/t1/evil.tar.gz")
     )
@@ -247,21 +241,20 @@ def test_unsafe_archive_fails_the_job_with_a_clear_reason(
 def test_archive_workspace_is_unpacked_for_the_agent(
     worker_stack: Stack, adapters: Adapters
 ) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = b"print('from the archive')\n"
-        info = tarfile.TarInfo("hello.py")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
     uploads = adapters.settings.topology.bucket("uploads")
-    adapters.storage.put(uploads, "tenants/t1/ws.tar.gz", buf.getvalue())
+    hello = b"print('from the archive')\n"
+    adapters.storage.put(uploads, "tenants/t1/ws.tar.gz", _tar({"hello.py": hello}))
     job = _dispatched(
         adapters,
-        "[[script:failing-command]] look around",
+        "[[script:show-files]] look around",
         workspace=ArchiveWorkspace(object="tenants/t1/ws.tar.gz"),
     )
     _run(worker_stack, job.job_id, sync=True)
-    assert adapters.jobs.require_job(job.job_id).status is JobStatus.SUCCEEDED
+    done = adapters.jobs.require_job(job.job_id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result is not None
+    assert "print('from the archive')" in (done.result.final_message or "")
+    assert done.result.changed_files == []  # the unpacked input is the baseline, not a change
 
 
 def test_a_job_cannot_use_another_tenants_upload_as_its_workspace(
