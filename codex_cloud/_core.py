@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from codex_cloud.errors import ApiError, error_class
+from codex_cloud.errors import ApiError, StreamError, error_class
 from codex_cloud.models import Event, Submission
 from codex_cloud.sse import SSEMessage
 
@@ -153,6 +153,25 @@ def ws_event(raw: str | bytes) -> Event | None:
     if not isinstance(payload, dict) or payload.get("type") == "pong":
         return None
     return Event.from_json(payload)
+
+
+def session_event(
+    raw: str | bytes, job_ids: list[str], *, include_heartbeats: bool
+) -> Event | None:
+    """One WebSocket frame of a session turn: the event to hand out, or None to skip the frame.
+
+    Records each new job id on `job_ids`; a session-level error (no job, with a code) ends the
+    stream with StreamError."""
+    event = ws_event(raw)
+    if event is None:
+        return None
+    if event.job_id and event.job_id not in job_ids:
+        job_ids.append(event.job_id)
+    if event.message_type == "error" and not event.job_id and "code" in event.data:
+        raise StreamError(str(event.data.get("message") or event.data["code"]))
+    if event.is_heartbeat and not include_heartbeats:
+        return None
+    return event
 
 
 def reason(exc: Exception) -> str:

@@ -286,14 +286,8 @@ class AsyncStreamSession:
                 raise StreamError("no final event before the timeout") from None
             except ConnectionClosed as exc:
                 raise StreamError(f"the WebSocket closed ({exc.rcvd})") from None
-            event = _core.ws_event(raw)
+            event = _core.session_event(raw, self.job_ids, include_heartbeats=include_heartbeats)
             if event is None:
-                continue
-            if event.job_id and event.job_id not in self.job_ids:
-                self.job_ids.append(event.job_id)
-            if event.message_type == "error" and not event.job_id and "code" in event.data:
-                raise StreamError(str(event.data.get("message") or event.data["code"]))
-            if event.is_heartbeat and not include_heartbeats:
                 continue
             yield event
             if event.is_final:
