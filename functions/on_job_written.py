@@ -11,7 +11,7 @@ import functions_framework
 from cloudevents.http.event import CloudEvent
 from google.events.cloud.firestore import DocumentEventData
 
-from shared.services.common import event_too_old, parse_event_time
+from shared.services.common import stale_cloudevent
 from shared.services.completion import complete_job
 from shared.services.dispatch import dispatch_job
 from shared.services.runtime import invocation, process_adapters
@@ -40,9 +40,7 @@ def on_job_written(event: CloudEvent) -> None:
     adapters = process_adapters()
     attributes = event.get_attributes()
     with invocation(attributes):
-        if event_too_old(
-            parse_event_time(attributes.get("time")), adapters.settings.event_max_age_s
-        ):
+        if stale_cloudevent(attributes, adapters.settings.event_max_age_s):
             log.warning("dropping a stale job event")
             return
         data = decode_event_data(event.get_data())

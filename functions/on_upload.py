@@ -11,7 +11,7 @@ import functions_framework
 from cloudevents.http.event import CloudEvent
 from pydantic import ValidationError
 
-from shared.services.common import event_too_old, parse_event_time
+from shared.services.common import stale_cloudevent
 from shared.services.runtime import invocation, process_adapters
 from shared.services.uploads import StorageObject, handle_upload
 
@@ -23,9 +23,7 @@ def on_upload(event: CloudEvent) -> None:
     adapters = process_adapters()
     attributes = event.get_attributes()
     with invocation(attributes):
-        if event_too_old(
-            parse_event_time(attributes.get("time")), adapters.settings.event_max_age_s
-        ):
+        if stale_cloudevent(attributes, adapters.settings.event_max_age_s):
             log.warning("dropping a stale upload event")
             return
         try:

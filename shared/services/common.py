@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -42,6 +42,11 @@ def parse_event_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def stale_cloudevent(attributes: Mapping[str, Any], max_age_s: float) -> bool:
+    """event_too_old for a CloudEvent's `time` attribute (missing or unreadable: not stale)."""
+    return event_too_old(parse_event_time(attributes.get("time")), max_age_s)
 
 
 class EffectInProgress(RetryableError):

@@ -16,7 +16,7 @@ from google.events.cloud.firestore import Document, DocumentEventData, Value
 
 from shared.errors import InvalidInput, PayloadTooLarge
 from shared.models import JobStatus
-from shared.services.common import event_too_old
+from shared.services.common import event_too_old, stale_cloudevent
 from shared.services.ingest import PubSubMessage, Rejected, decode_body
 from shared.services.routing import WorkerInfo, healthy, rank_workers
 from shared.services.transitions import Action, JobWrite, action_for, decode_job_write
@@ -284,6 +284,11 @@ def test_event_age_guard() -> None:
     assert event_too_old(now - timedelta(hours=2), 3600, now)
     assert not event_too_old(now - timedelta(minutes=2), 3600, now)
     assert not event_too_old(None, 3600, now)
+    old = (now - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    assert stale_cloudevent({"time": old}, 3600)
+    assert not stale_cloudevent({"time": now.isoformat()}, 3600)
+    assert not stale_cloudevent({"time": "not a time"}, 3600)
+    assert not stale_cloudevent({}, 3600)
 
 
 # ---- transition detection --------------------------------------------------------------------
