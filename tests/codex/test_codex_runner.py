@@ -136,7 +136,9 @@ def test_detached_background_process_does_not_outlive_the_run(
 
     assert outcome.status == "succeeded", outcome.error
     assert outcome.final_message == "left a background process behind: started"
-    assert outcome.leftover_pids_killed == runner_kills
+    # Without a sandbox, codex's own session cleanup sometimes stops the detached process
+    # before the runner's sweep does; either way nothing may outlive the run.
+    assert outcome.leftover_pids_killed <= runner_kills
     assert_no_leftovers(job, outcome.pid)
 
 
