@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from api.activejobs import ActiveJobGauge, count_active_jobs
 from api.auth import Authenticator, KeyCache, Principal, lookup_with
 from api.settings import ApiSettings
 from api.streaming import ConnectionRegistry
@@ -31,6 +32,7 @@ class Services:
     auth: Authenticator
     listeners: Listeners
     connections: ConnectionRegistry
+    active_jobs: ActiveJobGauge
 
     @classmethod
     def build(cls, settings: ApiSettings, adapters: Adapters | None = None) -> Services:
@@ -51,6 +53,10 @@ class Services:
             auth=auth,
             listeners=Listeners(adapters.firestore, settings),
             connections=ConnectionRegistry(),
+            active_jobs=ActiveJobGauge(
+                lambda tenant: count_active_jobs(adapters.firestore, settings, tenant),
+                max_age_s=settings.active_jobs_recount_s,
+            ),
         )
 
 

@@ -15,11 +15,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from google.cloud import firestore
-
+from api.activejobs import ActiveJobGauge
 from shared import metrics
 from shared.adapters.storage import BlobInfo, BlobStore
-from shared.errors import Conflict, InvalidInput, NotFound, RateLimited
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.jobstore import JobStore, job_id_for_key
 from shared.models import (
     Channel,
@@ -30,8 +29,6 @@ from shared.models import (
 )
 from shared.services.uploads import check_workspace_access
 from shared.settings import Settings
-
-ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -47,11 +44,6 @@ class Submission:
     created: bool
     # Only when this call generated the webhook secret (returned once, never again).
     webhook_secret: str | None = None
-
-
-class TooManyActiveJobs(RateLimited):
-    code = "too-many-active-jobs"
-    title = "Too many active jobs"
 
 
 def decode_record(doc: Mapping[str, Any]) -> JobRecord:
@@ -81,21 +73,9 @@ def _check_webhook_target(url: str, allow_private: bool) -> None:
         )
 
 
-def count_active_jobs(client: firestore.Client, settings: Settings, tenant: str) -> int:
-    """Non-terminal jobs of a tenant (an aggregation query: no documents are transferred)."""
-    query = (
-        client.collection(settings.topology.firestore.jobs_collection)
-        .where(filter=firestore.FieldFilter("tenant", "==", tenant))
-        .where(filter=firestore.FieldFilter("status", "in", [s.value for s in ACTIVE_STATUSES]))
-    )
-    counter: Any = query.count(alias="n")
-    result = JobStore._call(lambda: counter.get())
-    return int(result[0][0].value)
-
-
 def submit_job(
     store: JobStore,
-    client: firestore.Client,
+    active_jobs: ActiveJobGauge,
     settings: Settings,
     request: JobRequest,
     *,
@@ -105,8 +85,7 @@ def submit_job(
 ) -> Submission:
     """Create a queued job for the caller's tenant, or find the one an idempotency key made.
 
-    The active-jobs cap is checked before creating (a soft cap: two racing submissions can both
-    pass the check; the cap bounds load, it is not an exact quota).
+    The active-jobs cap is checked before creating (a soft cap, see `ActiveJobGauge`).
     """
     key = idempotency_key or request.idempotency_key
     if key:
@@ -122,13 +101,7 @@ def submit_job(
     if request.webhook is not None:
         _check_webhook_target(request.webhook.url, settings.webhook_allow_private)
     check_workspace_access(request, caller.tenant, settings)
-    active = count_active_jobs(client, settings, caller.tenant)
-    if active >= max_active_jobs:
-        raise TooManyActiveJobs(
-            f"tenant has {active} active jobs (limit {max_active_jobs})",
-            retry_after_s=5.0,
-            extra={"limit": max_active_jobs, "active_jobs": active},
-        )
+    active_jobs.admit(caller.tenant, max_active_jobs)
     generated: str | None = None
     secret: str | None = None
     if request.webhook is not None:

@@ -20,6 +20,9 @@ class ApiSettings(Settings):
     rate_limit_premium_per_minute: int = Field(default=10_000, ge=1)
     # Jobs of one tenant that may be queued/dispatched/running at once (new submissions get 429).
     max_active_jobs_per_tenant: int = Field(default=100, ge=1)
+    # How old this process's count of a tenant's active jobs may be while the tenant is well
+    # under the cap (0 counts on every submission). Near the cap it always counts afresh.
+    active_jobs_recount_s: float = Field(default=1.0, ge=0)
     # Request bodies above this size are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     # A sync request waits for the job's timeout plus this margin, capped by sync_max_wait_s,

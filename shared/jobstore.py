@@ -28,7 +28,13 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from shared.errors import Conflict, DependencyUnavailable, IllegalTransition, NotFound
+from shared.errors import (
+    CodexCloudError,
+    Conflict,
+    DependencyUnavailable,
+    IllegalTransition,
+    NotFound,
+)
 from shared.lifecycle import check_transition
 from shared.models import (
     Channel,
@@ -103,6 +109,15 @@ class EventCursor:
     # The job's attempt as of `update_time`: a claim changes the document, so the fast path
     # can only succeed while this is still the current attempt.
     attempt: int = 0
+    # The whole stored document as of `update_time`, when this writer knows it: a guarded
+    # change (e.g. the final state) can then be decided and written without a read.
+    doc: dict[str, Any] | None = None
+
+    def remember(self, doc: Mapping[str, Any], update_time: Any) -> None:
+        self.doc = dict(doc)
+        self.update_time = update_time
+        self.next_seq = int(doc.get("next_seq") or 0)
+        self.attempt = int(doc.get("attempt") or 0)
 
 
 @dataclass(frozen=True)
@@ -331,6 +346,19 @@ class JobStore:
         A given `cursor` is left pointing after the write, so the caller's next event append
         needs no read."""
         ref = self._jobs.document(job_id)
+        if cursor is not None and cursor.doc is not None and cursor.update_time is not None:
+            # Fast path: decide on the document as this writer last wrote or read it; the
+            # update-time precondition rejects the write if anyone changed it since.
+            known = cursor.doc
+            record = _decode_record(known)
+            try:
+                mutation = decide(record)
+                if mutation is None:
+                    return record
+                return self._commit(record, known, mutation, cursor.update_time, cursor)
+            except (*_RACE_ERRORS, CodexCloudError):
+                # Stale knowledge (or a refusal based on it): decide again on a fresh read.
+                cursor.doc = None
         for attempt in range(MAX_WRITE_RETRIES):
             snap = self._call(ref.get)
             if not snap.exists:
@@ -339,16 +367,13 @@ class JobStore:
             record = _decode_record(doc)
             mutation = decide(record)
             if mutation is None:
+                if cursor is not None:
+                    cursor.remember(doc, snap.update_time)
                 return record
             try:
-                updated, update_time = self._commit(record, doc, mutation, snap.update_time)
+                return self._commit(record, doc, mutation, snap.update_time, cursor)
             except _RACE_ERRORS:
                 _backoff(attempt)
-                continue
-            if cursor is not None:
-                cursor.next_seq, cursor.update_time = updated.next_seq, update_time
-                cursor.attempt = updated.attempt
-            return updated
         raise DependencyUnavailable(f"job {job_id} is too contended to update")
 
     def transition(
@@ -361,6 +386,7 @@ class JobStore:
         reason: str | None = None,
         event_data: Mapping[str, Any] | None = None,
         guard: Callable[[JobRecord], None] | None = None,
+        cursor: EventCursor | None = None,
     ) -> JobRecord:
         """Move a job to `target` if that is legal from its current state (and, when given,
         the current state is one of `expected` and `guard` does not raise)."""
@@ -378,7 +404,7 @@ class JobStore:
                 guard(job)
             return self._transition_mutation(job, target, fields, reason, event_data)
 
-        return self.mutate(job_id, decide)
+        return self.mutate(job_id, decide, cursor=cursor)
 
     def _transition_mutation(
         self,
@@ -478,8 +504,10 @@ class JobStore:
         result: JobResult | None = None,
         error: JobError | None = None,
         reason: str | None = None,
+        cursor: EventCursor | None = None,
     ) -> JobRecord:
-        """running → terminal, only by the worker holding this attempt's lease."""
+        """running → terminal, only by the worker holding this attempt's lease. With the
+        worker's event cursor the usual case is one write and no read."""
         return self.transition(
             job_id,
             target,
@@ -488,6 +516,7 @@ class JobStore:
             fields={"result": result, "error": error},
             reason=reason,
             event_data={"exit_code": result.exit_code if result else None},
+            cursor=cursor,
         )
 
     # ---- events --------------------------------------------------------------------------
@@ -513,11 +542,9 @@ class JobStore:
             snap = self._call(ref.get)
             if not snap.exists:
                 raise NotFound(f"job {job_id} not found")
-            cursor.next_seq = int(snap.get("next_seq") or 0)
-            cursor.update_time = snap.update_time
-            attempt_no = cursor.attempt = int(snap.get("attempt") or 0)
+            cursor.remember(snap.to_dict(), snap.update_time)
             try:
-                return self._write_events(job_id, drafts, cursor, attempt_no)
+                return self._write_events(job_id, drafts, cursor, cursor.attempt)
             except _RACE_ERRORS:
                 _backoff(attempt)
         raise DependencyUnavailable(f"job {job_id} is too contended to append events")
@@ -539,11 +566,19 @@ class JobStore:
             attempt_no=attempt_no,
         )
         cursor.next_seq = new_next
+        if cursor.doc is not None:
+            cursor.doc["next_seq"] = new_next
         return events
 
     def _commit(
-        self, record: JobRecord, doc: Mapping[str, Any], mutation: Mutation, update_time: Any
-    ) -> tuple[JobRecord, Any]:
+        self,
+        record: JobRecord,
+        doc: Mapping[str, Any],
+        mutation: Mutation,
+        update_time: Any,
+        cursor: EventCursor | None,
+    ) -> JobRecord:
+        """Write a decided mutation guarded by `update_time`; leave `cursor` after it."""
         fields = _encode_record_fields({**mutation.fields, "updated_at": self._clock()})
         next_seq = int(doc.get("next_seq") or 0)
         if mutation.events:
@@ -556,7 +591,10 @@ class JobStore:
             update_time=update_time,
             attempt_no=int(fields.get("attempt", doc.get("attempt") or 0)),
         )
-        return _decode_record({**doc, **fields}), new_update_time
+        updated = {**doc, **fields}
+        if cursor is not None:
+            cursor.remember(updated, new_update_time)
+        return _decode_record(updated)
 
     def _write(
         self,

@@ -38,7 +38,7 @@ class EventBatcher:
         self._flush_s = flush_s
         self._max_batch = max_batch
         self._queue: asyncio.Queue[EventDraft | None] = asyncio.Queue()
-        self._cursor = cursor or EventCursor()
+        self.cursor = cursor or EventCursor()
         self.raw: list[dict[str, Any]] = []
         self.written = 0
         self.dropped = 0
@@ -92,7 +92,7 @@ class EventBatcher:
                 batch = pending[: self._max_batch]
                 try:
                     await asyncio.to_thread(
-                        self._store.append_events, self._job_id, batch, cursor=self._cursor
+                        self._store.append_events, self._job_id, batch, cursor=self.cursor
                     )
                 except CodexCloudError as exc:
                     failures += 1

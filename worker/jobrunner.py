@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,11 +49,19 @@ from worker.codex.workspace import (
     snapshot,
 )
 from worker.events import EventBatcher
+from worker.phases import PhaseTimer
 from worker.sessions import SessionState, SessionStore
 
 log = logging.getLogger(__name__)
 
 StopReason = Literal["cancelled", "lease-lost", "draining"]
+# Artifact object names under `{job_id}/` in the outputs bucket, with their content types.
+ARTIFACTS = {
+    "events.jsonl": "application/x-ndjson",
+    "final-message.txt": "text/plain",
+    "diff.patch": "text/x-diff",
+    "changes.tar.gz": "application/gzip",
+}
 # The variable codex reads the model key from; agent commands never see it.
 MODEL_KEY_VAR = "OPENAI_API_KEY"
 
@@ -79,6 +88,12 @@ class JobRunner:
         self.sessions = SessionStore(
             adapters.firestore, adapters.storage, self.settings.topology.bucket("sessions")
         )
+        self._cleanups: set[asyncio.Task[None]] = set()
+
+    async def settle(self) -> None:
+        """Wait for workspace removals still running in the background (shutdown)."""
+        if self._cleanups:
+            await asyncio.wait(list(self._cleanups))
 
     # ---- public --------------------------------------------------------------------------
 
@@ -88,16 +103,33 @@ class JobRunner:
         """Run a job this worker has claimed. Returns the final record, or None when the job
         was handed back (lease lost, or requeued on drain)."""
         root = Path(self.settings.workspace_root) / f"{job.job_id}-{job.attempt}"
+        timer = PhaseTimer()
+        final: JobRecord | None = None
         with log_context(job_id=job.job_id, attempt=job.attempt, worker=self.worker_id):
             try:
-                return await self._run(job, stop, root, cursor)
+                final = await self._run(job, stop, root, cursor, timer)
+                return final
             finally:
-                await asyncio.to_thread(shutil.rmtree, root, True)
+                # The caller gets its answer now; removing the workspace is not its wait.
+                cleanup = asyncio.create_task(asyncio.to_thread(shutil.rmtree, root, True))
+                self._cleanups.add(cleanup)
+                cleanup.add_done_callback(self._cleanups.discard)
+                log.info(
+                    "job %s run ended: %s",
+                    job.job_id,
+                    final.status.value if final else "handed back",
+                    extra={"fields": {"phases_ms": timer.ms, "total_ms": timer.total_ms()}},
+                )
 
     # ---- steps ---------------------------------------------------------------------------
 
     async def _run(
-        self, job: JobRecord, stop: StopSignal, root: Path, cursor: EventCursor | None
+        self,
+        job: JobRecord,
+        stop: StopSignal,
+        root: Path,
+        cursor: EventCursor | None,
+        timer: PhaseTimer,
     ) -> JobRecord | None:
         store = self.adapters.jobs
         batcher = EventBatcher(
@@ -120,7 +152,8 @@ class JobRunner:
                 )
             workdir = root / "workspace"
             try:
-                session = await asyncio.to_thread(self._prepare, job, root, workdir)
+                with timer.phase("prepare"):
+                    session = await asyncio.to_thread(self._prepare, job, root, workdir)
             except (WorkspaceError, PermanentError) as exc:
                 message = exc.detail if isinstance(exc, PermanentError) else str(exc)
                 await batcher.add(
@@ -131,21 +164,30 @@ class JobRunner:
                 )
                 await batcher.close()
                 return await self._finish(
-                    job, JobStatus.FAILED, None, JobError(code="workspace-error", message=message)
+                    job,
+                    JobStatus.FAILED,
+                    None,
+                    JobError(code="workspace-error", message=message),
+                    batcher.cursor,
                 )
-            before = await asyncio.to_thread(snapshot, workdir)
-            spec = self._spec(job, root, workdir, session, remaining_s)
-            outcome = await run_codex(spec, batcher.add_codex_record, stop.event)
+            with timer.phase("prepare"):
+                before = await asyncio.to_thread(snapshot, workdir)
+                spec = self._spec(job, root, workdir, session, remaining_s)
+            with timer.phase("codex"):
+                outcome = await run_codex(spec, batcher.add_codex_record, stop.event)
             CODEX_DURATION.observe(outcome.duration_s)
-            await batcher.close()
+            with timer.phase("events"):
+                await batcher.close()
             if stop.reason in ("lease-lost", "draining"):
                 await self._hand_back(job, stop.reason)
                 return None
-            result = await asyncio.to_thread(
-                self._collect, job, root, workdir, before, outcome, batcher.raw, started
-            )
+            with timer.phase("collect"):
+                result = await asyncio.to_thread(
+                    self._collect, job, root, workdir, before, outcome, batcher.raw, started
+                )
             status, error = _status_of(outcome, stop.reason)
-            return await self._finish(job, status, result, error)
+            with timer.phase("finish"):
+                return await self._finish(job, status, result, error, batcher.cursor)
         except LeaseLost:
             log.warning("lease lost; another worker owns the job now")
             return None
@@ -237,11 +279,12 @@ class JobRunner:
     ) -> JobResult:
         changes = diff(before, workdir)
         changed = [c.path for c in changes.changes]
-        # Artifacts and the session state are independent uploads: send them side by side.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            session_saved = pool.submit(self._save_session, job, root, workdir, outcome)
+        # Every artifact and the session state are independent uploads: send them side by
+        # side, so this step costs about one round trip instead of six.
+        with ThreadPoolExecutor(max_workers=len(ARTIFACTS) + 3) as pool:
+            session_saved = pool.submit(self._save_session, pool, job, root, workdir, outcome)
             artifacts = self._upload_artifacts(
-                job, workdir, changes.patch, changed, outcome, raw_events
+                pool, job, workdir, changes.patch, changed, outcome, raw_events
             )
             session_saved.result()
         return JobResult(
@@ -258,7 +301,12 @@ class JobRunner:
         )
 
     def _save_session(
-        self, job: JobRecord, root: Path, workdir: Path, outcome: CodexOutcome
+        self,
+        pool: ThreadPoolExecutor,
+        job: JobRecord,
+        root: Path,
+        workdir: Path,
+        outcome: CodexOutcome,
     ) -> None:
         if not outcome.thread_id:
             return
@@ -273,12 +321,14 @@ class JobRunner:
                 worker_id=self.worker_id,
                 state=state,
                 workspace=workspace,
+                pool=pool,
             )
         except (CodexCloudError, OSError, LookupError) as exc:
             log.warning("session state not saved: %s", exc)
 
     def _upload_artifacts(
         self,
+        pool: ThreadPoolExecutor,
         job: JobRecord,
         workdir: Path,
         patch: str,
@@ -287,21 +337,20 @@ class JobRunner:
         raw_events: list[dict[str, object]],
     ) -> dict[str, str]:
         bucket = self.settings.topology.bucket("outputs")
-        files: dict[str, tuple[bytes, str]] = {
-            "events.jsonl": (
-                "".join(json.dumps(e) + "\n" for e in raw_events).encode(),
-                "application/x-ndjson",
-            ),
-            "final-message.txt": ((outcome.final_message or "").encode(), "text/plain"),
-            "diff.patch": (patch.encode(), "text/x-diff"),
-            "changes.tar.gz": (archive_changed(workdir, changed), "application/gzip"),
+        contents: dict[str, Callable[[], bytes]] = {
+            "events.jsonl": lambda: "".join(json.dumps(e) + "\n" for e in raw_events).encode(),
+            "final-message.txt": lambda: (outcome.final_message or "").encode(),
+            "diff.patch": patch.encode,
+            "changes.tar.gz": lambda: archive_changed(workdir, changed),
         }
-        out: dict[str, str] = {}
-        for name, (data, content_type) in files.items():
+
+        def upload(name: str) -> str:
             path = f"{job.job_id}/{name}"
-            self.adapters.storage.put(bucket, path, data, content_type=content_type)
-            out[name] = f"gs://{bucket}/{path}"
-        return out
+            self.adapters.storage.put(bucket, path, contents[name](), content_type=ARTIFACTS[name])
+            return f"gs://{bucket}/{path}"
+
+        uploads = {name: pool.submit(upload, name) for name in ARTIFACTS}
+        return {name: future.result() for name, future in uploads.items()}
 
     async def _finish(
         self,
@@ -309,6 +358,7 @@ class JobRunner:
         status: JobStatus,
         result: JobResult | None,
         error: JobError | None,
+        cursor: EventCursor | None = None,
     ) -> JobRecord:
         WORKER_JOBS.labels(outcome=status.value).inc()
         return await asyncio.to_thread(
@@ -320,6 +370,7 @@ class JobRunner:
             result=result,
             error=error,
             reason=error.message if error else None,
+            cursor=cursor,
         )
 
     async def _hand_back(self, job: JobRecord, reason: StopReason) -> None:

@@ -78,6 +78,7 @@ class WorkerRuntime:
                 running.stop.stop("draining")
             if still:
                 await asyncio.wait(still, timeout=30)
+        await self.runner.settle()
         if self._watch is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._watch.unsubscribe)
@@ -157,25 +158,24 @@ class WorkerRuntime:
         WORKER_SLOTS.labels(state="free").set(max(0, self.slots - len(self.running)))
 
     def _watch_own_jobs(self) -> Any:
-        """One listener on every job this worker holds a lease on: a cancellation set through
-        the API, or the lease passing to someone else, reaches the job in milliseconds."""
+        """One listener per worker for cancellation requests on the jobs it holds: a cancel
+        set through the API reaches the running job in milliseconds.
+
+        The query matches only flagged jobs, so the listener stays silent while this worker
+        writes its jobs' documents (every event batch does); a lost lease is noticed by the
+        heartbeat instead."""
         from google.cloud.firestore import FieldFilter
 
-        query = self.adapters.firestore.collection(
-            self.settings.topology.firestore.jobs_collection
-        ).where(filter=FieldFilter("lease_owner", "==", self.worker_id))
+        query = (
+            self.adapters.firestore.collection(self.settings.topology.firestore.jobs_collection)
+            .where(filter=FieldFilter("lease_owner", "==", self.worker_id))
+            .where(filter=FieldFilter("cancel_requested", "==", True))
+        )
 
         def on_change(_snapshots: list[Any], changes: list[Any], _read_time: Any) -> None:
             for change in changes:
-                job_id = change.document.id
-                if change.type.name == "REMOVED":
-                    reason: StopReason = "lease-lost"
-                elif (change.document.to_dict() or {}).get("cancel_requested"):
-                    reason = "cancelled"
-                else:
-                    continue
-                if self._loop is not None:
-                    self._loop.call_soon_threadsafe(self._stop_job, job_id, reason)
+                if change.type.name != "REMOVED" and self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._stop_job, change.document.id, "cancelled")
 
         try:
             return query.on_snapshot(on_change)

@@ -4,6 +4,7 @@ they are restored, so `codex exec resume` works wherever the job lands."""
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -72,16 +73,23 @@ class SessionStore:
         worker_id: str,
         state: bytes,
         workspace: bytes,
+        pool: Executor | None = None,
     ) -> None:
-        self._blobs.put(
-            self._bucket, f"{session_id}/{STATE_OBJECT}", state, content_type="application/gzip"
-        )
-        self._blobs.put(
-            self._bucket,
-            f"{session_id}/{WORKSPACE_OBJECT}",
-            workspace,
-            content_type="application/gzip",
-        )
+        """Upload both archives (side by side when given a pool), then index the turn: the
+        index is written last, so a resume never finds it pointing at missing objects."""
+        uploads = [(STATE_OBJECT, state), (WORKSPACE_OBJECT, workspace)]
+
+        def put(name: str, data: bytes) -> None:
+            self._blobs.put(
+                self._bucket, f"{session_id}/{name}", data, content_type="application/gzip"
+            )
+
+        if pool is None:
+            for name, data in uploads:
+                put(name, data)
+        else:
+            for future in [pool.submit(put, name, data) for name, data in uploads]:
+                future.result()
         self._docs.document(session_id).set(
             {
                 "tenant": tenant,

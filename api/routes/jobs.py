@@ -73,7 +73,7 @@ async def _execute(
     submission = await run_in_threadpool(
         service.submit_job,
         services.jobs,
-        services.adapters.firestore,
+        services.active_jobs,
         settings,
         body,
         caller=caller,

@@ -152,7 +152,7 @@ class _Session:
             submission = await run_in_threadpool(
                 service.submit_job,
                 self.services.jobs,
-                self.services.adapters.firestore,
+                self.services.active_jobs,
                 settings,
                 request,
                 caller=service.Caller(self.claims.tenant, self.claims.key_id),

@@ -143,6 +143,52 @@ def test_claim_heartbeat_and_finish_are_guarded_by_the_lease(store: JobStore) ->
     assert store.require_job(job_id).result == done.result
 
 
+def test_finish_with_the_workers_cursor_writes_without_reading(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = _create(store)
+    store.transition(job_id, JobStatus.DISPATCHED)
+    cursor = EventCursor()
+    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    store.append_events(job_id, [EventDraft(message_type=MessageType.OUTPUT)], cursor=cursor)
+    reads: list[str] = []
+    real_call = store._call
+    monkeypatch.setattr(
+        store, "_call", lambda fn: reads.append(getattr(fn, "__name__", "")) or real_call(fn)
+    )
+    done = store.finish(job_id, JobStatus.SUCCEEDED, worker_id="w1", attempt=1, cursor=cursor)
+    assert reads == ["commit"]  # one write, no read
+    assert done.status is JobStatus.SUCCEEDED
+    stored = store.require_job(job_id)
+    assert stored.status is JobStatus.SUCCEEDED
+    assert [e.seq for e in store.list_events(job_id)] == [0, 1, 2, 3, 4]  # status, output, done
+    assert stored.next_seq == 5
+
+
+def test_finish_with_a_stale_cursor_decides_on_what_is_stored(store: JobStore) -> None:
+    job_id = _create(store)
+    store.transition(job_id, JobStatus.DISPATCHED)
+    cursor = EventCursor()
+    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    # Someone else writes after the worker's last write: a cancel request, then the sweeper
+    # hands the job to another worker.
+    assert store.request_cancel(job_id).cancel_requested
+    finished = store.finish(job_id, JobStatus.CANCELLED, worker_id="w1", attempt=1, cursor=cursor)
+    assert finished.cancel_requested  # the fresh read saw the flag the cursor did not
+    assert store.require_job(job_id).status is JobStatus.CANCELLED
+
+    other = _create(store)
+    store.transition(other, JobStatus.DISPATCHED)
+    cursor = EventCursor()
+    store.claim(other, worker_id="w1", lease_s=30, cursor=cursor)
+    store.transition(other, JobStatus.QUEUED, reason="lease expired")
+    store.transition(other, JobStatus.DISPATCHED)
+    store.claim(other, worker_id="w2", lease_s=30)
+    with pytest.raises(LeaseLost):  # the cursor still says w1 holds it; the store says no
+        store.finish(other, JobStatus.SUCCEEDED, worker_id="w1", attempt=1, cursor=cursor)
+    assert store.require_job(other).lease_owner == "w2"
+
+
 def test_lease_loss_requeues_and_the_next_claim_is_a_new_attempt(store: JobStore) -> None:
     job_id = _create(store)
     store.transition(job_id, JobStatus.DISPATCHED)

@@ -1,0 +1,102 @@
+"""The per-tenant cap on active jobs, without an aggregation query per submission.
+
+Counting a tenant's queued/dispatched/running jobs is an aggregation query whose cost grows
+with the tenant's jobs; running it on every `POST /v2/exec` made it the dominant cost of a
+submission. The gauge keeps each tenant's last count and the submissions this process accepted
+since, and counts again only when that estimate is stale, or close enough to the cap that the
+answer could change. A refusal is always based on a fresh count, so a tenant whose jobs just
+finished is never refused on old figures.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.errors import RateLimited
+from shared.jobstore import JobStore
+from shared.models import JobStatus
+from shared.settings import Settings
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING)
+
+
+class TooManyActiveJobs(RateLimited):
+    code = "too-many-active-jobs"
+    title = "Too many active jobs"
+
+
+def count_active_jobs(client: firestore.Client, settings: Settings, tenant: str) -> int:
+    """Non-terminal jobs of a tenant (an aggregation query: no documents are transferred)."""
+    query = (
+        client.collection(settings.topology.firestore.jobs_collection)
+        .where(filter=firestore.FieldFilter("tenant", "==", tenant))
+        .where(filter=firestore.FieldFilter("status", "in", [s.value for s in ACTIVE_STATUSES]))
+    )
+    counter: Any = query.count(alias="n")
+    result = JobStore._call(lambda: counter.get())
+    return int(result[0][0].value)
+
+
+@dataclass
+class _Estimate:
+    counted: int
+    at: float
+    accepted_since: int = 0
+
+    @property
+    def value(self) -> int:
+        return self.counted + self.accepted_since
+
+
+class ActiveJobGauge:
+    def __init__(
+        self,
+        count: Callable[[str], int],
+        *,
+        max_age_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._count = count
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._estimates: dict[str, _Estimate] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def admit(self, tenant: str, limit: int) -> None:
+        """Count one more active job for `tenant`, or raise TooManyActiveJobs.
+
+        Soft by design: other processes' submissions show up at the next count, so the cap
+        bounds load rather than being an exact quota.
+        """
+        # Close to the cap a stale figure could let one too many through: count again there.
+        margin = max(1, limit // 10)
+        with self._lock(tenant):
+            now = self._clock()
+            estimate = self._estimates.get(tenant)
+            if (
+                estimate is not None
+                and now - estimate.at < self._max_age_s
+                and estimate.value + 1 <= limit - margin
+            ):
+                estimate.accepted_since += 1
+                return
+            active = self._count(tenant)
+            if active >= limit:
+                self._estimates[tenant] = _Estimate(active, now)
+                raise TooManyActiveJobs(
+                    f"tenant has {active} active jobs (limit {limit})",
+                    retry_after_s=5.0,
+                    extra={"limit": limit, "active_jobs": active},
+                )
+            self._estimates[tenant] = _Estimate(active, now, accepted_since=1)
+
+    def _lock(self, tenant: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(tenant, threading.Lock())

@@ -1,0 +1,72 @@
+"""The active-jobs cap: counted rarely while far from the cap, exactly near it."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.activejobs import ActiveJobGauge, TooManyActiveJobs
+
+
+class Tenant:
+    def __init__(self, active: int) -> None:
+        self.active = active
+        self.counts = 0
+        self.now = 0.0
+
+    def count(self, tenant: str) -> int:
+        self.counts += 1
+        return self.active
+
+    def gauge(self, max_age_s: float = 1.0) -> ActiveJobGauge:
+        return ActiveJobGauge(self.count, max_age_s=max_age_s, clock=lambda: self.now)
+
+
+def test_far_from_the_cap_one_count_serves_many_submissions() -> None:
+    t = Tenant(active=0)
+    gauge = t.gauge()
+    for _ in range(50):
+        gauge.admit("acme", limit=100)
+    assert t.counts == 1
+    t.now = 1.5  # the figure is stale now
+    gauge.admit("acme", limit=100)
+    assert t.counts == 2
+
+
+def test_near_the_cap_every_submission_counts_and_the_cap_holds() -> None:
+    t = Tenant(active=0)
+    gauge = t.gauge()
+    admitted = 0
+    with pytest.raises(TooManyActiveJobs) as refused:
+        for _ in range(20):
+            gauge.admit("acme", limit=10)
+            admitted += 1
+            t.active += 1  # each admitted submission becomes an active job
+    assert admitted == 10
+    assert refused.value.extra == {"limit": 10, "active_jobs": 10}
+    assert t.counts > 2  # counted afresh as the estimate approached the cap
+
+
+def test_a_refusal_is_lifted_as_soon_as_jobs_finish() -> None:
+    t = Tenant(active=4)
+    gauge = t.gauge(max_age_s=60)
+    with pytest.raises(TooManyActiveJobs):
+        gauge.admit("acme", limit=4)
+    t.active = 3  # one job finished; the stale figure must not keep refusing
+    gauge.admit("acme", limit=4)
+
+
+def test_tenants_are_counted_separately() -> None:
+    t = Tenant(active=0)
+    gauge = t.gauge()
+    gauge.admit("a", limit=100)
+    gauge.admit("b", limit=100)
+    gauge.admit("a", limit=100)
+    assert t.counts == 2
+
+
+def test_zero_max_age_counts_every_time() -> None:
+    t = Tenant(active=0)
+    gauge = t.gauge(max_age_s=0)
+    for _ in range(3):
+        gauge.admit("acme", limit=100)
+    assert t.counts == 3
