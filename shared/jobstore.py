@@ -54,7 +54,11 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-_RACE_ERRORS = (gexc.FailedPrecondition, gexc.Aborted)
+# A failed update-time precondition, a contended commit, or a create that found the head or an
+# event already written: all mean another writer got there first.
+_RACE_ERRORS = (gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict)
+# `jobs/{id}/{stream}/head` holds the next event sequence number.
+HEAD_DOC = "head"
 _UNAVAILABLE_ERRORS = (
     gexc.ServiceUnavailable,
     gexc.DeadlineExceeded,
@@ -102,22 +106,47 @@ class Mutation:
 
 @dataclass
 class EventCursor:
-    """A writer's cached view of a job's event sequence, so the hot path needs no read."""
+    """A writer's view of one job as of its own last read or write: the job document with its
+    update time, and the event head (the next sequence number) with its update time. With it,
+    event appends and the final state change need no read; the update-time preconditions make
+    the write fail, and the writer re-read, if anyone else wrote in between."""
 
     next_seq: int = 0
-    update_time: Any = None
-    # The job's attempt as of `update_time`: a claim changes the document, so the fast path
-    # can only succeed while this is still the current attempt.
+    # Update time of the head document; None while it does not exist yet (it is created by
+    # the first write after the job's creation).
+    head_time: Any = None
+    head_known: bool = False
+    # The job's attempt when the head was last read (events carry it).
     attempt: int = 0
-    # The whole stored document as of `update_time`, when this writer knows it: a guarded
-    # change (e.g. the final state) can then be decided and written without a read.
+    # The stored job document and its update time, when this writer knows them.
     doc: dict[str, Any] | None = None
+    job_time: Any = None
 
-    def remember(self, doc: Mapping[str, Any], update_time: Any) -> None:
+    def remember_read(self, job: Any, head: Any) -> None:
+        """Take what a read of the job and its head returned."""
+        self.remember_job(job.to_dict(), job.update_time)
+        if head.exists:
+            self.next_seq = int(head.get("next_seq") or 0)
+            self.head_time = head.update_time
+        else:
+            self.next_seq = int(job.get("next_seq") or 0)
+            self.head_time = None
+        self.head_known = True
+
+    def remember_job(self, doc: Mapping[str, Any], update_time: Any) -> None:
         self.doc = dict(doc)
-        self.update_time = update_time
-        self.next_seq = int(doc.get("next_seq") or 0)
+        self.job_time = update_time
         self.attempt = int(doc.get("attempt") or 0)
+
+    def remember_head(self, next_seq: int, update_time: Any) -> None:
+        self.next_seq = next_seq
+        self.head_time = update_time
+        self.head_known = True
+
+    def record(self) -> JobRecord:
+        """The job as this writer knows it (only when `doc` is set)."""
+        assert self.doc is not None
+        return _decode_record({**self.doc, "next_seq": self.next_seq})
 
 
 @dataclass(frozen=True)
@@ -204,6 +233,7 @@ class JobStore:
         self._settings = settings
         self._jobs = client.collection(names.jobs_collection)
         self._events_name = names.events_subcollection
+        self._stream_name = names.stream_subcollection
         self._clock = clock
         self._event_ttl = timedelta(days=settings.event_ttl_days)
 
@@ -341,37 +371,32 @@ class JobStore:
         cursor: EventCursor | None = None,
     ) -> JobRecord:
         """Read the job, let `decide` compute a change (or None for no-op, or raise), and write it
-        only if nobody changed the document meanwhile; otherwise re-read and decide again.
+        only if nobody changed the job (or its events) meanwhile; otherwise re-read and decide
+        again.
 
-        A given `cursor` is left pointing after the write, so the caller's next event append
-        needs no read."""
-        ref = self._jobs.document(job_id)
-        if cursor is not None and cursor.doc is not None and cursor.update_time is not None:
-            # Fast path: decide on the document as this writer last wrote or read it; the
-            # update-time precondition rejects the write if anyone changed it since.
-            known = cursor.doc
-            record = _decode_record(known)
+        A given `cursor` that knows the job is tried first without a read; it is left pointing
+        after the write, so the caller's next event append needs no read either."""
+        if cursor is not None and cursor.doc is not None and cursor.head_known:
+            # Decide on the job as this writer last wrote or read it; the update-time
+            # preconditions reject the write if anyone changed it since.
             try:
+                record = cursor.record()
                 mutation = decide(record)
                 if mutation is None:
                     return record
-                return self._commit(record, known, mutation, cursor.update_time, cursor)
+                return self._commit(job_id, record, mutation, cursor)
             except (*_RACE_ERRORS, CodexCloudError):
                 # Stale knowledge (or a refusal based on it): decide again on a fresh read.
                 cursor.doc = None
+        state = cursor if cursor is not None else EventCursor()
         for attempt in range(MAX_WRITE_RETRIES):
-            snap = self._call(ref.get)
-            if not snap.exists:
-                raise NotFound(f"job {job_id} not found")
-            doc = snap.to_dict()
-            record = _decode_record(doc)
+            self._read(job_id, state)
+            record = state.record()
             mutation = decide(record)
             if mutation is None:
-                if cursor is not None:
-                    cursor.remember(doc, snap.update_time)
                 return record
             try:
-                return self._commit(record, doc, mutation, snap.update_time, cursor)
+                return self._commit(job_id, record, mutation, state)
             except _RACE_ERRORS:
                 _backoff(attempt)
         raise DependencyUnavailable(f"job {job_id} is too contended to update")
@@ -464,7 +489,15 @@ class JobStore:
 
         return self.mutate(job_id, decide, cursor=cursor)
 
-    def heartbeat(self, job_id: str, *, worker_id: str, attempt: int, lease_s: int) -> JobRecord:
+    def heartbeat(
+        self,
+        job_id: str,
+        *,
+        worker_id: str,
+        attempt: int,
+        lease_s: int,
+        cursor: EventCursor | None = None,
+    ) -> JobRecord:
         """Renew the lease. Raises LeaseLost if the job moved on or another worker owns it."""
 
         def decide(job: JobRecord) -> Mutation:
@@ -476,7 +509,7 @@ class JobStore:
                 fields={"heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=lease_s)}
             )
 
-        return self.mutate(job_id, decide)
+        return self.mutate(job_id, decide, cursor=cursor)
 
     def request_cancel(self, job_id: str, *, reason: str = "cancelled by request") -> JobRecord:
         """Cancel a job that has not started, or flag a running one for its worker to stop."""
@@ -524,118 +557,115 @@ class JobStore:
     def append_events(
         self, job_id: str, drafts: list[EventDraft], *, cursor: EventCursor | None = None
     ) -> list[JobEvent]:
-        """Append events in order, atomically with the job's sequence counter.
+        """Append events in order, atomically with the job's event head.
 
-        With a cursor from the previous call, the first try needs no read (the worker's hot
-        path); a stale cursor costs one re-read.
+        Only the head document is written, never the job document: a chatty job does not fire
+        the job-document trigger or wake the job's listeners with every batch. With a cursor
+        from the previous call the first try needs no read (the worker's hot path); a stale
+        cursor costs one re-read.
         """
         if not drafts:
             return []
-        ref = self._jobs.document(job_id)
-        if cursor is not None and cursor.update_time is not None:
+        if cursor is not None and cursor.head_known:
             try:
-                return self._write_events(job_id, drafts, cursor, cursor.attempt)
+                return self._append(job_id, drafts, cursor)
             except _RACE_ERRORS:
                 pass
-        cursor = cursor if cursor is not None else EventCursor()
+        state = cursor if cursor is not None else EventCursor()
         for attempt in range(MAX_WRITE_RETRIES):
-            snap = self._call(ref.get)
-            if not snap.exists:
-                raise NotFound(f"job {job_id} not found")
-            cursor.remember(snap.to_dict(), snap.update_time)
+            self._read(job_id, state)
             try:
-                return self._write_events(job_id, drafts, cursor, cursor.attempt)
+                return self._append(job_id, drafts, state)
             except _RACE_ERRORS:
                 _backoff(attempt)
         raise DependencyUnavailable(f"job {job_id} is too contended to append events")
 
-    def _write_events(
-        self,
-        job_id: str,
-        drafts: list[EventDraft],
-        cursor: EventCursor,
-        attempt_no: int = 0,
-    ) -> list[JobEvent]:
-        new_next = cursor.next_seq + len(drafts)
-        events, cursor.update_time = self._write(
-            job_id,
-            {"next_seq": new_next},
-            drafts,
-            next_seq=cursor.next_seq,
-            update_time=cursor.update_time,
-            attempt_no=attempt_no,
-        )
-        cursor.next_seq = new_next
-        if cursor.doc is not None:
-            cursor.doc["next_seq"] = new_next
+    def _append(self, job_id: str, drafts: list[EventDraft], state: EventCursor) -> list[JobEvent]:
+        events, _, head_time = self._write(job_id, None, drafts, state)
+        state.remember_head(state.next_seq + len(drafts), head_time)
         return events
 
+    def _read(self, job_id: str, state: EventCursor) -> None:
+        """Read the job and its event head in one round trip into `state`."""
+        refs = [self._jobs.document(job_id), self._head_ref(job_id)]
+        snaps = {s.reference.path: s for s in self._call(lambda: list(self._client.get_all(refs)))}
+        job, head = snaps[refs[0].path], snaps[refs[1].path]
+        if not job.exists:
+            raise NotFound(f"job {job_id} not found")
+        state.remember_read(job, head)
+
     def _commit(
-        self,
-        record: JobRecord,
-        doc: Mapping[str, Any],
-        mutation: Mutation,
-        update_time: Any,
-        cursor: EventCursor | None,
+        self, job_id: str, record: JobRecord, mutation: Mutation, state: EventCursor
     ) -> JobRecord:
-        """Write a decided mutation guarded by `update_time`; leave `cursor` after it."""
+        """Write a decided mutation guarded by what `state` knows; leave `state` after it."""
+        assert state.doc is not None
         fields = _encode_record_fields({**mutation.fields, "updated_at": self._clock()})
-        next_seq = int(doc.get("next_seq") or 0)
         if mutation.events:
-            fields["next_seq"] = next_seq + len(mutation.events)
-        _, new_update_time = self._write(
-            record.job_id,
-            fields,
-            mutation.events,
-            next_seq=next_seq,
-            update_time=update_time,
-            attempt_no=int(fields.get("attempt", doc.get("attempt") or 0)),
-        )
-        updated = {**doc, **fields}
-        if cursor is not None:
-            cursor.remember(updated, new_update_time)
-        return _decode_record(updated)
+            # The job keeps the head's value as of its last state change (readers of the job
+            # alone, e.g. the dispatcher naming a task, get the seq of that change).
+            fields["next_seq"] = state.next_seq + len(mutation.events)
+            state.attempt = int(fields.get("attempt", record.attempt))
+        _, job_time, head_time = self._write(job_id, fields, mutation.events, state)
+        if mutation.events:
+            state.remember_head(state.next_seq + len(mutation.events), head_time)
+        state.remember_job({**state.doc, **fields}, job_time)
+        return state.record()
 
     def _write(
         self,
         job_id: str,
-        fields: Mapping[str, Any],
+        fields: Mapping[str, Any] | None,
         drafts: list[EventDraft],
-        *,
-        next_seq: int,
-        update_time: Any,
-        attempt_no: int,
-    ) -> tuple[list[JobEvent], Any]:
-        """One atomic batch: the job update (guarded by `update_time`) plus the event documents
-        numbered from `next_seq`. Returns the events and the job's new update time."""
+        state: EventCursor,
+    ) -> tuple[list[JobEvent], Any, Any]:
+        """One atomic batch: the job update (when `fields`, guarded by `state.job_time`), and
+        with events the head update (guarded by `state.head_time`, or created) plus the event
+        documents numbered from `state.next_seq`. Returns the events and the new update times
+        of the job and the head (None for what was not written)."""
         now = self._clock()
         events = [
             JobEvent(
-                seq=next_seq + i,
+                seq=state.next_seq + i,
                 job_id=job_id,
                 message_type=d.message_type,
                 data=d.data,
                 codex=d.codex,
                 timestamp=now,
-                attempt=attempt_no,
+                attempt=state.attempt,
             )
             for i, d in enumerate(drafts)
         ]
         batch = self._client.batch()
-        batch.update(
-            self._jobs.document(job_id),
-            dict(fields),
-            option=self._client.write_option(last_update_time=update_time),
-        )
+        if fields is not None:
+            batch.update(
+                self._jobs.document(job_id),
+                dict(fields),
+                option=self._client.write_option(last_update_time=state.job_time),
+            )
+        if events:
+            head = {"next_seq": state.next_seq + len(events), "updated_at": now}
+            if state.head_time is None:
+                batch.create(self._head_ref(job_id), head)
+            else:
+                batch.update(
+                    self._head_ref(job_id),
+                    head,
+                    option=self._client.write_option(last_update_time=state.head_time),
+                )
         for event in events:
             batch.create(self._event_ref(job_id, event.seq), _encode_event(event, self._event_ttl))
         results = self._call(batch.commit)
-        return events, results[0].update_time
+        job_time = results[0].update_time if fields is not None else None
+        head_time = results[1 if fields is not None else 0].update_time if events else None
+        return events, job_time, head_time
 
     # ---- helpers -------------------------------------------------------------------------
 
     def _events(self, job_id: str) -> Any:
         return self._jobs.document(job_id).collection(self._events_name)
+
+    def _head_ref(self, job_id: str) -> Any:
+        return self._jobs.document(job_id).collection(self._stream_name).document(HEAD_DOC)
 
     def _event_ref(self, job_id: str, seq: int) -> Any:
         return self._events(job_id).document(event_id_for(seq))

@@ -49,6 +49,8 @@ class QueueSpec(_Frozen):
 class FirestoreSpec(_Frozen):
     jobs_collection: str
     events_subcollection: str
+    # `jobs/{id}/<stream>/head`: the next event sequence number, apart from the job document.
+    stream_subcollection: str
     keys_collection: str
     dedup_collection: str
 

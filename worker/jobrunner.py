@@ -139,7 +139,7 @@ class JobRunner:
             max_batch=self.settings.event_batch_max,
             cursor=cursor,
         )
-        heartbeat = asyncio.create_task(self._heartbeat(job, stop))
+        heartbeat = asyncio.create_task(self._heartbeat(job, stop, batcher.cursor))
         started = time.monotonic()
         try:
             remaining_s = (job.deadline_at - datetime.now(UTC)).total_seconds()
@@ -386,7 +386,7 @@ class JobRunner:
                 )
             WORKER_JOBS.labels(outcome="requeued").inc()
 
-    async def _heartbeat(self, job: JobRecord, stop: StopSignal) -> None:
+    async def _heartbeat(self, job: JobRecord, stop: StopSignal, cursor: EventCursor) -> None:
         """Renew the lease; learn about cancellation and lease loss."""
         s = self.settings
         while True:
@@ -398,6 +398,9 @@ class JobRunner:
                     worker_id=self.worker_id,
                     attempt=job.attempt,
                     lease_s=s.lease_seconds,
+                    # Keeps the cursor's view of the job current, so the final write stays
+                    # read-free however long the job runs.
+                    cursor=cursor,
                 )
             except LeaseLost:
                 stop.stop("lease-lost")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -153,9 +155,12 @@ def test_finish_with_the_workers_cursor_writes_without_reading(
     store.append_events(job_id, [EventDraft(message_type=MessageType.OUTPUT)], cursor=cursor)
     reads: list[str] = []
     real_call = store._call
-    monkeypatch.setattr(
-        store, "_call", lambda fn: reads.append(getattr(fn, "__name__", "")) or real_call(fn)
-    )
+
+    def recording(fn: Callable[[], Any]) -> Any:
+        reads.append(getattr(fn, "__name__", ""))
+        return real_call(fn)
+
+    monkeypatch.setattr(store, "_call", recording)
     done = store.finish(job_id, JobStatus.SUCCEEDED, worker_id="w1", attempt=1, cursor=cursor)
     assert reads == ["commit"]  # one write, no read
     assert done.status is JobStatus.SUCCEEDED
@@ -238,6 +243,32 @@ def test_events_append_in_order_in_batches(store: JobStore) -> None:
     assert [e.seq for e in events] == list(range(1, 31))
     assert events[0].codex == {"type": "item.completed", "nested": [[1, 2]]}
     assert [e.seq for e in store.list_events(job_id, after_seq=25)] == [26, 27, 28, 29, 30]
+
+
+def test_event_appends_leave_the_job_document_alone(
+    store: JobStore, isolated_adapters: Adapters
+) -> None:
+    """A chatty job must not rewrite its job document per batch: that document's writes fire
+    the dispatch/completion trigger and wake every listener on the job."""
+    job_id = _create(store)
+    store.transition(job_id, JobStatus.DISPATCHED)
+    cursor = EventCursor()
+    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    doc = isolated_adapters.jobs._jobs.document(job_id)
+    before = doc.get().update_time
+    for i in range(3):
+        store.append_events(
+            job_id, [EventDraft(message_type=MessageType.OUTPUT, data={"n": i})], cursor=cursor
+        )
+    store.append_events(job_id, [EventDraft(message_type=MessageType.OUTPUT)])  # reads, same rule
+    assert doc.get().update_time == before
+    # The next state change numbers its event after them, with or without the cursor.
+    store.heartbeat(job_id, worker_id="w1", attempt=1, lease_s=30)
+    done = store.finish(job_id, JobStatus.SUCCEEDED, worker_id="w1", attempt=1, cursor=cursor)
+    assert done.next_seq == 8
+    events = store.list_events(job_id)
+    assert [e.seq for e in events] == list(range(8))
+    assert events[-1].message_type is MessageType.COMPLETE
 
 
 def test_concurrent_writers_lose_no_events(isolated_adapters: Adapters) -> None:

@@ -13,6 +13,7 @@ variable "collections" {
   type = object({
     jobs_collection      = string
     events_subcollection = string
+    stream_subcollection = string
     keys_collection      = string
     dedup_collection     = string
   })
