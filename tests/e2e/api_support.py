@@ -110,13 +110,18 @@ def api_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return _api_stack(request.config, tmp_path_factory.mktemp("apistack"))
 
 
+def api_env(stack: Stack) -> ApiEnv:
+    """A clean view of an API stack (state reset; its env applied to this process)."""
+    # The autouse fixture in tests/conftest.py restores os.environ afterwards.
+    stack.reset_state()
+    os.environ.update(stack.env)
+    settings = Settings()
+    return ApiEnv(stack, settings, Adapters(settings), stack.urls["api"])
+
+
 @pytest.fixture
 def api(api_stack: Stack) -> ApiEnv:
-    # The autouse fixture in tests/conftest.py restores os.environ afterwards.
-    api_stack.reset_state()
-    os.environ.update(api_stack.env)
-    settings = Settings()
-    return ApiEnv(api_stack, settings, Adapters(settings), api_stack.urls["api"])
+    return api_env(api_stack)
 
 
 # ---- moving a job the way the dispatcher and worker would ---------------------------------------

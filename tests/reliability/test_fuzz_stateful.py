@@ -5,6 +5,9 @@ cancel → get run against real job ids. tests/e2e/test_api_schemathesis.py is t
 The checked-in openapi.yaml has no links (clients do not need them); this test adds them to a
 copy. The events route is left out of the links: on a job that never finishes (this stack has
 no workers) it streams until the client leaves, which is its documented behaviour.
+
+It runs on its own API stack without the small active-jobs cap of the shared API test stack:
+there, jobs that never finish soon made every creation a 429 and few links were followed.
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.api_support import ApiEnv, api, api_stack
+from devstack.stack import Stack, StackOptions
+from tests.e2e.api_support import API_ENV, ApiEnv, api_env
 from tests.reliability.conftest import REPO, Scenario
 
-__all__ = ["api", "api_stack"]
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]
 
 CHECKS = ",".join(
@@ -59,6 +63,25 @@ def linked_document(source: Path) -> dict[str, Any]:
         for code in codes:
             doc["paths"][path][method]["responses"][code]["links"] = links
     return doc
+
+
+@pytest.fixture(scope="module")
+def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("fuzzstack"),
+        functions=(),
+        workers=0,
+        model_server=False,
+        sweep_interval_s=0,
+        extra_env={**API_ENV, "CODEX_CLOUD_MAX_ACTIVE_JOBS_PER_TENANT": "100000"},
+    )
+    with Stack(options).start() as stack:
+        yield stack
+
+
+@pytest.fixture
+def api(fuzz_stack: Stack) -> ApiEnv:
+    return api_env(fuzz_stack)
 
 
 def test_stateful_fuzzing_follows_job_links(
