@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         proxy_headers=True,
         ws="websockets-sansio",
+        # C event loop and HTTP parser: about a third less CPU per request than the pure-Python
+        # defaults, which matters when the API shares its cores.
+        loop="uvloop",
+        http="httptools",
         timeout_graceful_shutdown=10,
     )
 

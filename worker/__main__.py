@@ -24,6 +24,9 @@ def main() -> None:
         host=args.host,
         port=args.port,
         log_level="warning",
+        # The worker supervises codex subprocesses through the standard asyncio loop (its
+        # process-group signalling is tested on that loop); request volume here is small.
+        loop="asyncio",
         # Requests are short (jobs run in the background); drain is handled in the lifespan.
         timeout_graceful_shutdown=5,
     )
