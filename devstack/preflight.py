@@ -93,6 +93,11 @@ def tasks_emulator_bin() -> Path:
     return _venv_bin(".venv-tasks", "gcloud-tasks-emulator")
 
 
+def tasks_emulator_python() -> Path:
+    """The interpreter of the emulator's own venv (devstack/tasks_emulator.py runs under it)."""
+    return _venv_bin(".venv-tasks", "python")
+
+
 def workflows_emulator_bin() -> Path:
     return REPO_ROOT / ".venv-wf" / "bin" / "workflows-emulator"
 

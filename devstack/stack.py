@@ -330,15 +330,18 @@ class Stack:
         self._spawn(
             "tasks",
             [
-                str(preflight.tasks_emulator_bin()),
+                # The emulator with a 10 ms queue scan and Cloud-Tasks-like retry backoff
+                # (decision 0015).
+                str(preflight.tasks_emulator_python()),
+                str(Path(__file__).with_name("tasks_emulator.py")),
                 "start",
                 "--port",
                 str(p["tasks"]),
                 "-q",
-                # Bounded: the emulator retries every 0.1 s without backoff; the sweeper
+                # Bounded (backoff 0.1 s doubling to 2 s: about a minute); the sweeper
                 # redispatches anything that runs out of attempts here.
                 "--max-retries",
-                "300",
+                "30",
             ],
             env={"PYTHONWARNINGS": "ignore"},
         )

@@ -24,6 +24,7 @@ class Request:
     path: str
     headers: httpx.Headers  # case-insensitive, like the wire
     body: bytes
+    received_at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")

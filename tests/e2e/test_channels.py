@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import tarfile
 import time
@@ -312,6 +313,29 @@ def test_each_priority_reaches_its_own_queue(adapters: Adapters, fake_worker: Fa
         assert req.headers["X-CloudTasks-TaskName"].endswith(f"{job.job_id}-{job.next_seq - 1}")
     time.sleep(0.5)
     assert len([r for r in fake_worker.requests if r.path.endswith(":run")]) == 4
+
+
+def test_a_full_worker_is_retried_with_backoff_not_hammered(adapters: Adapters) -> None:
+    """Cloud Tasks retries a 429 with growing backoff (queue retry config); the local emulator
+    is run the same way, so a busy worker is not flooded while jobs wait for a slot."""
+    busy_answers = 3
+
+    def busy_then_free(req: Request) -> Reply:
+        runs = [r for r in fake.requests if r.path.endswith(":run")]
+        if req.path.endswith(":run") and len(runs) <= busy_answers:
+            return 429, {"title": "all job slots are busy"}
+        return ignoring_worker(req)
+
+    with fake_server(busy_then_free) as fake:
+        ref = adapters.firestore.collection("workers").document(FAKE_WORKER_ID)
+        ref.set({"url": fake.url, "slots": 1, "draining": False, "heartbeat_at": datetime.now(UTC)})
+        create_job(adapters, fake)
+        fake.wait_for(lambda reqs: len([r for r in reqs if r.path.endswith(":run")]) > busy_answers)
+    times = [r.received_at for r in fake.requests if r.path.endswith(":run")]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == busy_answers + 1  # delivered once it was accepted, not again
+    assert min(gaps) >= 0.08  # never retried on the next scan
+    assert gaps[-1] > gaps[0] * 1.5  # and the wait grows
 
 
 def test_without_a_healthy_registered_worker_dispatch_uses_the_configured_url(
