@@ -2,9 +2,9 @@
 
 Starts the local stack (emulators, functions, 2 workers, scripted model), then for each channel
 (HTTP async through `POST /v2/exec`, Pub/Sub, upload, long job via Workflows) submits
-trivial `[[script:hello]]` jobs one at a time and measures submit → terminal status. The same
-run measures `codex exec` directly (same binary, same scripted model) to get the raw run time;
-overhead = channel latency - raw p50. Throughput: N jobs submitted at once through Pub/Sub vs N
+trivial `[[script:hello]]` jobs one at a time and measures submit → terminal status. Between
+them (one raw run per round of channels) it runs `codex exec` directly (same binary, same
+scripted model) for the raw run time; overhead = channel latency p50 - raw p50. Throughput: N jobs submitted at once through Pub/Sub vs N
 raw codex runs in parallel.
 
     .venv/bin/python -m bench.channels --samples 20 --throughput 8
@@ -218,17 +218,13 @@ def start_stack(workers: int = 2, slots: int = 4) -> Stack:
 
 
 def measure_channels(stack: Stack, adapters: Adapters, samples: int) -> dict[str, Any]:
-    """Per channel: submit → terminal, one job at a time, and its overhead over raw codex p50."""
+    """Per channel: submit → terminal, one job at a time, and its overhead over the p50 of raw
+    codex runs interleaved with the channel samples."""
     report: dict[str, Any] = {"samples": samples}
     model = stack.urls["model"] + "/v1"
-    raw = asyncio.run(raw_codex_runs(model, samples, 1))
-    raw_p50 = percentile(raw, 0.5)
-    report["raw_codex"] = {
-        "n": len(raw),
-        "p50_ms": round(raw_p50 * 1000, 1),
-        "p99_ms": round(percentile(raw, 0.99) * 1000, 1),
-    }
     channels: dict[str, Callable[[Adapters], float]] = {}
+    raw: list[float] = []
+    measured: dict[str, list[float]] = {}
     with httpx.Client(timeout=30) as client:
         http = http_submitter(stack, adapters, client)
         if http is not None:
@@ -237,11 +233,24 @@ def measure_channels(stack: Stack, adapters: Adapters, samples: int) -> dict[str
         channels["upload"] = submit_upload
         if "workflows" in stack.processes:
             channels["workflow"] = submit_workflow
-        for name, submit in channels.items():
+        for submit in channels.values():
             submit(adapters)  # warm-up (first import/connection in each function process)
-            measured = [submit(adapters) for _ in range(samples)]
-            report[name] = summarize(measured, raw_p50)
-            log.info("channel measured", extra={"fields": {"channel": name, **report[name]}})
+        # Rounds of one raw codex run then one job per channel: drift in the machine's speed
+        # (codex's own run time moves by hundreds of ms on a shared box) hits every series
+        # alike instead of whichever was measured during a slow spell.
+        for _ in range(samples):
+            raw.extend(asyncio.run(raw_codex_runs(model, 1, 1)))
+            for name, submit in channels.items():
+                measured.setdefault(name, []).append(submit(adapters))
+    raw_p50 = percentile(raw, 0.5)
+    report["raw_codex"] = {
+        "n": len(raw),
+        "p50_ms": round(raw_p50 * 1000, 1),
+        "p99_ms": round(percentile(raw, 0.99) * 1000, 1),
+    }
+    for name, samples_s in measured.items():
+        report[name] = summarize(samples_s, raw_p50)
+        log.info("channel measured", extra={"fields": {"channel": name, **report[name]}})
     return report
 
 
