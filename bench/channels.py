@@ -4,8 +4,8 @@ Starts the local stack (emulators, functions, 2 workers, scripted model), then f
 (HTTP async through `POST /v2/exec`, Pub/Sub, upload, long job via Workflows) submits
 trivial `[[script:hello]]` jobs one at a time and measures submit → terminal status. Between
 them (one raw run per round of channels) it runs `codex exec` directly (same binary, same
-scripted model) for the raw run time; overhead = channel latency p50 - raw p50. Throughput: N jobs submitted at once through Pub/Sub vs N
-raw codex runs in parallel.
+scripted model) for the raw run time; overhead = channel latency p50 - raw p50. Throughput:
+N jobs submitted at once through Pub/Sub vs N raw codex runs in parallel.
 
     .venv/bin/python -m bench.channels --samples 20 --throughput 8
 Writes a JSON report to --out and logs each figure as a JSON line.
