@@ -49,6 +49,11 @@ class WorkflowStarter:
         )
         return AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
 
+    @cached_property
+    def _local_client(self) -> httpx.Client:
+        # One client for the process: a new one per start costs a TLS-context set-up each time.
+        return httpx.Client(timeout=httpx.Timeout(LOCAL_ACCEPT_WAIT_S, connect=5.0))
+
     def start(self, argument: Mapping[str, Any]) -> str:
         """Start an execution with `argument` (the workflow's `args`); returns its name."""
         body = {
@@ -73,9 +78,8 @@ class WorkflowStarter:
     def _start_local(self, body: Mapping[str, Any]) -> str:
         url = f"{self._settings.workflows_emulator_url}/v1/{self._path()}/executions"
         name = f"{self._path()}/executions/local-{uuid.uuid4().hex}"
-        timeout = httpx.Timeout(LOCAL_ACCEPT_WAIT_S, connect=5.0)
         try:
-            resp = httpx.post(url, json=body, timeout=timeout)
+            resp = self._local_client.post(url, json=body)
         except httpx.ReadTimeout:
             return name  # accepted and still running (see module docstring)
         except httpx.HTTPError as exc:
