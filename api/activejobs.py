@@ -10,6 +10,7 @@ finished is never refused on old figures.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,10 +19,12 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.errors import RateLimited
+from shared.errors import CodexCloudError, RateLimited
 from shared.jobstore import JobStore
 from shared.models import JobStatus
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING)
 
@@ -67,6 +70,7 @@ class ActiveJobGauge:
         self._clock = clock
         self._estimates: dict[str, _Estimate] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._refreshing: set[str] = set()
         self._guard = threading.Lock()
 
     def admit(self, tenant: str, limit: int) -> None:
@@ -77,25 +81,48 @@ class ActiveJobGauge:
         """
         # Close to the cap a stale figure could let one too many through: count again there.
         margin = max(1, limit // 10)
+        with self._guard:
+            estimate = self._estimates.get(tenant)
+            far = estimate is not None and estimate.value + 1 <= limit - margin
+            if estimate is not None and far:
+                estimate.accepted_since += 1
+                stale = self._clock() - estimate.at >= self._max_age_s
+                if not stale or tenant in self._refreshing:
+                    return
+                # Far from the cap a stale figure is still good enough to admit on: this caller
+                # refreshes it while the others go on with the old one, instead of queueing
+                # every submission of the tenant behind one count.
+                self._refreshing.add(tenant)
+        if far:
+            self._refresh(tenant)
+            return
         with self._lock(tenant):
             now = self._clock()
-            estimate = self._estimates.get(tenant)
-            if (
-                estimate is not None
-                and now - estimate.at < self._max_age_s
-                and estimate.value + 1 <= limit - margin
-            ):
-                estimate.accepted_since += 1
-                return
             active = self._count(tenant)
-            if active >= limit:
-                self._estimates[tenant] = _Estimate(active, now)
-                raise TooManyActiveJobs(
-                    f"tenant has {active} active jobs (limit {limit})",
-                    retry_after_s=5.0,
-                    extra={"limit": limit, "active_jobs": active},
-                )
-            self._estimates[tenant] = _Estimate(active, now, accepted_since=1)
+            with self._guard:
+                if active >= limit:
+                    self._estimates[tenant] = _Estimate(active, now)
+                    raise TooManyActiveJobs(
+                        f"tenant has {active} active jobs (limit {limit})",
+                        retry_after_s=5.0,
+                        extra={"limit": limit, "active_jobs": active},
+                    )
+                self._estimates[tenant] = _Estimate(active, now, accepted_since=1)
+
+    def _refresh(self, tenant: str) -> None:
+        started = self._clock()
+        try:
+            active = self._count(tenant)
+        except CodexCloudError as exc:
+            # The submission was admitted on the old figure; the next one tries again.
+            log.warning("active-jobs count failed, keeping the old figure: %s", exc.detail)
+            with self._guard:
+                self._refreshing.discard(tenant)
+            return
+        with self._guard:
+            self._refreshing.discard(tenant)
+            # This caller's own job is not created yet, so it is not in the count.
+            self._estimates[tenant] = _Estimate(active, started, accepted_since=1)
 
     def _lock(self, tenant: str) -> threading.Lock:
         with self._guard:

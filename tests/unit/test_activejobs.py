@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from api.activejobs import ActiveJobGauge, TooManyActiveJobs
+from shared.errors import DependencyUnavailable
 
 
 class Tenant:
@@ -68,3 +71,46 @@ def test_zero_max_age_counts_every_time() -> None:
     for _ in range(3):
         gauge.admit("acme", limit=100)
     assert t.counts == 3
+
+
+def test_a_stale_figure_is_refreshed_by_one_caller_while_the_others_go_on() -> None:
+    t = Tenant(active=0)
+    gauge = t.gauge(max_age_s=1.0)
+    gauge.admit("acme", limit=100)
+    t.now = 2.0  # stale
+    counting = threading.Event()
+    release = threading.Event()
+
+    def slow_count(tenant: str) -> int:
+        counting.set()
+        assert release.wait(5)
+        return t.count(tenant)
+
+    gauge._count = slow_count
+    refresher = threading.Thread(target=gauge.admit, args=("acme", 100))
+    refresher.start()
+    assert counting.wait(5)
+    gauge.admit("acme", limit=100)  # would block on the count if it queued behind it
+    assert t.counts == 1  # only the first count so far: the second caller did not count
+    release.set()
+    refresher.join(5)
+    assert t.counts == 2
+    t.now = 2.5
+    gauge.admit("acme", limit=100)
+    assert t.counts == 2  # the refreshed figure is fresh again
+
+
+def test_a_failed_refresh_keeps_admitting_on_the_old_figure() -> None:
+    t = Tenant(active=0)
+    gauge = t.gauge(max_age_s=1.0)
+    gauge.admit("acme", limit=100)
+    t.now = 2.0
+
+    def down(tenant: str) -> int:
+        raise DependencyUnavailable("firestore down")
+
+    gauge._count = down
+    gauge.admit("acme", limit=100)  # admitted on the old figure; the failure is logged
+    gauge._count = t.count
+    gauge.admit("acme", limit=100)  # the next caller refreshes
+    assert t.counts == 2
