@@ -3,9 +3,10 @@
 Counting a tenant's queued/dispatched/running jobs is an aggregation query whose cost grows
 with the tenant's jobs; running it on every `POST /v2/exec` made it the dominant cost of a
 submission. The gauge keeps each tenant's last count and the submissions this process accepted
-since, and counts again only when that estimate is stale, or close enough to the cap that the
-answer could change. A refusal is always based on a fresh count, so a tenant whose jobs just
-finished is never refused on old figures.
+since. Far from the cap it admits on that estimate and, once it is stale, recounts in the
+background, so no submission waits for a count; close enough to the cap that the answer could
+change, it counts before admitting. A refusal is always based on a fresh count, so a tenant whose
+jobs just finished is never refused on old figures.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +74,7 @@ class ActiveJobGauge:
         self._locks: dict[str, threading.Lock] = {}
         self._refreshing: set[str] = set()
         self._guard = threading.Lock()
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="active-jobs")
 
     def admit(self, tenant: str, limit: int) -> None:
         """Count one more active job for `tenant`, or raise TooManyActiveJobs.
@@ -83,18 +86,23 @@ class ActiveJobGauge:
         margin = max(1, limit // 10)
         with self._guard:
             estimate = self._estimates.get(tenant)
-            far = estimate is not None and estimate.value + 1 <= limit - margin
+            # A zero max age asks for an exact count on every submission.
+            far = (
+                self._max_age_s > 0
+                and estimate is not None
+                and estimate.value + 1 <= limit - margin
+            )
             if estimate is not None and far:
                 estimate.accepted_since += 1
                 stale = self._clock() - estimate.at >= self._max_age_s
                 if not stale or tenant in self._refreshing:
                     return
-                # Far from the cap a stale figure is still good enough to admit on: this caller
-                # refreshes it while the others go on with the old one, instead of queueing
-                # every submission of the tenant behind one count.
+                # Far from the cap a stale figure is still good enough to admit on: it is
+                # refreshed in the background, so no submission waits for the count (which
+                # grows with the tenant's jobs).
                 self._refreshing.add(tenant)
         if far:
-            self._refresh(tenant)
+            self._background.submit(self._refresh, tenant)
             return
         with self._lock(tenant):
             now = self._clock()
@@ -111,18 +119,19 @@ class ActiveJobGauge:
 
     def _refresh(self, tenant: str) -> None:
         started = self._clock()
+        active: int | None = None
         try:
             active = self._count(tenant)
         except CodexCloudError as exc:
-            # The submission was admitted on the old figure; the next one tries again.
+            # Submissions go on with the old figure; the next stale one tries again.
             log.warning("active-jobs count failed, keeping the old figure: %s", exc.detail)
+        except Exception:  # a background thread: nobody else would see it
+            log.exception("active-jobs count failed")
+        finally:
             with self._guard:
                 self._refreshing.discard(tenant)
-            return
-        with self._guard:
-            self._refreshing.discard(tenant)
-            # This caller's own job is not created yet, so it is not in the count.
-            self._estimates[tenant] = _Estimate(active, started, accepted_since=1)
+                if active is not None:
+                    self._estimates[tenant] = _Estimate(active, started)
 
     def _lock(self, tenant: str) -> threading.Lock:
         with self._guard:

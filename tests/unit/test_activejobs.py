@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -73,28 +74,31 @@ def test_zero_max_age_counts_every_time() -> None:
     assert t.counts == 3
 
 
-def test_a_stale_figure_is_refreshed_by_one_caller_while_the_others_go_on() -> None:
+def test_a_stale_figure_is_refreshed_in_the_background_and_nobody_waits() -> None:
     t = Tenant(active=0)
     gauge = t.gauge(max_age_s=1.0)
     gauge.admit("acme", limit=100)
     t.now = 2.0  # stale
     counting = threading.Event()
     release = threading.Event()
+    counted = threading.Event()
 
     def slow_count(tenant: str) -> int:
         counting.set()
         assert release.wait(5)
+        counted.set()
         return t.count(tenant)
 
     gauge._count = slow_count
-    refresher = threading.Thread(target=gauge.admit, args=("acme", 100))
-    refresher.start()
+    gauge.admit("acme", limit=100)  # returns at once; the count runs in the background
     assert counting.wait(5)
-    gauge.admit("acme", limit=100)  # would block on the count if it queued behind it
-    assert t.counts == 1  # only the first count so far: the second caller did not count
+    gauge.admit("acme", limit=100)  # still admitted on the old figure, no second count
     release.set()
-    refresher.join(5)
-    assert t.counts == 2
+    assert counted.wait(5)
+    deadline = time.monotonic() + 5
+    while t.counts < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert t.counts == 2  # the first count and one refresh, not one per caller
     t.now = 2.5
     gauge.admit("acme", limit=100)
     assert t.counts == 2  # the refreshed figure is fresh again
@@ -105,12 +109,18 @@ def test_a_failed_refresh_keeps_admitting_on_the_old_figure() -> None:
     gauge = t.gauge(max_age_s=1.0)
     gauge.admit("acme", limit=100)
     t.now = 2.0
+    failed = threading.Event()
 
     def down(tenant: str) -> int:
+        failed.set()
         raise DependencyUnavailable("firestore down")
 
     gauge._count = down
     gauge.admit("acme", limit=100)  # admitted on the old figure; the failure is logged
+    assert failed.wait(5)
     gauge._count = t.count
-    gauge.admit("acme", limit=100)  # the next caller refreshes
+    deadline = time.monotonic() + 5
+    while t.counts < 2 and time.monotonic() < deadline:  # a later caller refreshes
+        gauge.admit("acme", limit=100)
+        time.sleep(0.01)
     assert t.counts == 2
