@@ -607,8 +607,10 @@ class JobStore:
             # The job keeps the head's value as of its last state change (readers of the job
             # alone, e.g. the dispatcher naming a task, get the seq of that change).
             fields["next_seq"] = state.next_seq + len(mutation.events)
-            state.attempt = int(fields.get("attempt", record.attempt))
-        _, job_time, head_time = self._write(job_id, fields, mutation.events, state)
+        # A claim's status event carries the attempt it starts; `state` learns it only once the
+        # write has succeeded.
+        attempt = int(fields.get("attempt", record.attempt))
+        _, job_time, head_time = self._write(job_id, fields, mutation.events, state, attempt)
         if mutation.events:
             state.remember_head(state.next_seq + len(mutation.events), head_time)
         state.remember_job({**state.doc, **fields}, job_time)
@@ -620,6 +622,7 @@ class JobStore:
         fields: Mapping[str, Any] | None,
         drafts: list[EventDraft],
         state: EventCursor,
+        attempt: int | None = None,
     ) -> tuple[list[JobEvent], Any, Any]:
         """One atomic batch: the job update (when `fields`, guarded by `state.job_time`), and
         with events the head update (guarded by `state.head_time`, or created) plus the event
@@ -634,7 +637,7 @@ class JobStore:
                 data=d.data,
                 codex=d.codex,
                 timestamp=now,
-                attempt=state.attempt,
+                attempt=state.attempt if attempt is None else attempt,
             )
             for i, d in enumerate(drafts)
         ]

@@ -281,6 +281,7 @@ class JobRunner:
         changed = [c.path for c in changes.changes]
         # Every artifact and the session state are independent uploads: send them side by
         # side, so this step costs about one round trip instead of six.
+        # Slots: one per artifact, the session save, and the two uploads it waits for.
         with ThreadPoolExecutor(max_workers=len(ARTIFACTS) + 3) as pool:
             session_saved = pool.submit(self._save_session, pool, job, root, workdir, outcome)
             artifacts = self._upload_artifacts(

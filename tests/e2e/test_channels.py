@@ -9,7 +9,6 @@ import base64
 import io
 import itertools
 import json
-import tarfile
 import time
 import uuid
 import zipfile
@@ -29,6 +28,7 @@ from shared.models import Channel, JobRecord, JobRequest, JobStatus, WebhookSpec
 from shared.services.routing import _score
 from shared.services.sweeper import sweep
 from shared.services.webhooks import verify_signature
+from tests.archives import tgz
 from tests.httpfakes import FakeServer, Reply, Request, fake_server
 
 FAKE_WORKER_ID = "fake-worker"
@@ -218,16 +218,6 @@ def test_poison_messages_are_dead_lettered_once_with_reason_and_payload(
 
 def upload(adapters: Adapters, name: str, data: bytes) -> None:
     adapters.storage.put(adapters.storage.bucket_name("uploads"), name, data)
-
-
-def tgz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_spec_upload_becomes_a_job_of_the_prefix_tenant(

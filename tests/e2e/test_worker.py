@@ -25,6 +25,7 @@ from devstack.stack import Stack, StackOptions
 from shared.adapters import Adapters
 from shared.models import ArchiveWorkspace, Channel, JobRecord, JobRequest, JobStatus
 from shared.settings import Settings
+from tests.archives import tgz
 
 SECRETS = {
     "OPENAI_API_KEY": "sk-runner-env-secret-1",
@@ -225,7 +226,7 @@ def test_unsafe_archive_fails_the_job_with_a_clear_reason(
     worker_stack: Stack, adapters: Adapters
 ) -> None:
     uploads = adapters.settings.topology.bucket("uploads")
-    adapters.storage.put(uploads, "tenants/t1/evil.tar.gz", _tar({"../../escape.txt": b"owned"}))
+    adapters.storage.put(uploads, "tenants/t1/evil.tar.gz", tgz({"../../escape.txt": b"owned"}))
     job = _dispatched(
         adapters, "[[script:hello]] x", workspace=ArchiveWorkspace(object="tenants/t1/evil.tar.gz")
     )
@@ -243,7 +244,7 @@ def test_archive_workspace_is_unpacked_for_the_agent(
 ) -> None:
     uploads = adapters.settings.topology.bucket("uploads")
     hello = b"print('from the archive')\n"
-    adapters.storage.put(uploads, "tenants/t1/ws.tar.gz", _tar({"hello.py": hello}))
+    adapters.storage.put(uploads, "tenants/t1/ws.tar.gz", tgz({"hello.py": hello}))
     job = _dispatched(
         adapters,
         "[[script:show-files]] look around",
@@ -261,7 +262,7 @@ def test_a_job_cannot_use_another_tenants_upload_as_its_workspace(
     worker_stack: Stack, adapters: Adapters
 ) -> None:
     uploads = adapters.settings.topology.bucket("uploads")
-    adapters.storage.put(uploads, "tenants/t2/private.tar.gz", _tar({"secret.txt": b"t2 only"}))
+    adapters.storage.put(uploads, "tenants/t2/private.tar.gz", tgz({"secret.txt": b"t2 only"}))
     job = _dispatched(
         adapters,
         "[[script:hello]] x",
@@ -273,16 +274,6 @@ def test_a_job_cannot_use_another_tenants_upload_as_its_workspace(
     assert done.error is not None
     assert "not an upload of this tenant" in done.error.message
     assert not _model_requests(worker_stack)
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_a_follow_up_turn_resumes_the_session_on_another_worker(

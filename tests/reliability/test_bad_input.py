@@ -28,6 +28,7 @@ from devstack.stack import Stack
 from shared.adapters import Adapters
 from shared.models import JobStatus
 from shared.tokens import sign_stream_token
+from tests.archives import tar_gz
 from tests.reliability.conftest import Scenario
 from tests.reliability.support import PUBSUB_TENANT, error_report, job_count, new_key
 
@@ -210,14 +211,6 @@ def test_forged_and_expired_stream_tokens(
 # ---- uploads ----------------------------------------------------------------------------------
 
 
-def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
-
-
 def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -231,7 +224,7 @@ def _symlink_archive() -> bytes:
     link = tarfile.TarInfo("passwd")
     link.type = tarfile.SYMTYPE
     link.linkname = "/etc/passwd"
-    return _tar([_file("codex-job.json", MANIFEST), (link, None)])
+    return tar_gz(_file("codex-job.json", MANIFEST), (link, None))
 
 
 def _zip_bomb() -> bytes:
@@ -253,7 +246,7 @@ UPLOAD_REJECTS: list[tuple[str, str, bytes]] = [
     ("wrong-types", ".json", b'{"prompt": ["a"], "timeout_ms": "x"}'),
     ("not-a-mapping", ".yaml", b"- just\n- a list\n"),
     ("oversized-spec", ".json", b'{"prompt": "' + b"x" * (1024 * 1024 + 10) + b'"}'),
-    ("archive-without-manifest", ".tar.gz", _tar([_file("readme.txt", b"hi")])),
+    ("archive-without-manifest", ".tar.gz", tar_gz(_file("readme.txt", b"hi"))),
     ("archive-not-gzip", ".tar.gz", b"this is not an archive"),
 ]
 
@@ -282,7 +275,7 @@ UNSAFE_ARCHIVES: list[tuple[str, str, bytes]] = [
     (
         "path-traversal",
         ".tar.gz",
-        _tar([_file("codex-job.json", MANIFEST), _file("../../escaped.txt", b"owned")]),
+        tar_gz(_file("codex-job.json", MANIFEST), _file("../../escaped.txt", b"owned")),
     ),
     ("symlink", ".tar.gz", _symlink_archive()),
     ("zip-bomb", ".zip", _zip_bomb()),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from shared.services.webhooks import (
     verify_signature,
     webhook_body,
 )
+from tests.archives import tgz
 
 # ---- signatures ------------------------------------------------------------------------------
 
@@ -182,16 +182,6 @@ def test_stale_draining_and_full_workers_are_not_healthy() -> None:
 # ---- uploads ---------------------------------------------------------------------------------
 
 
-def _tgz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _zip(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -201,7 +191,7 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 
 def test_manifest_is_read_from_the_archive_root() -> None:
-    data = _tgz({"./codex-job.yaml": b"prompt: fix it\npriority: high\n", "src/a.py": b"x=1"})
+    data = tgz({"./codex-job.yaml": b"prompt: fix it\npriority: high\n", "src/a.py": b"x=1"})
     assert read_manifest(data, "w.tar.gz", 10_000) == {"prompt": "fix it", "priority": "high"}
     data = _zip({"codex-job.json": b'{"prompt": "zip"}', "b.txt": b"b"})
     assert read_manifest(data, "w.zip", 10_000) == {"prompt": "zip"}
@@ -218,7 +208,7 @@ def test_manifest_is_read_from_the_archive_root() -> None:
 )
 def test_bad_manifests_are_explained(files: dict[str, bytes], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
-        read_manifest(_tgz(files), "w.tgz", 10_000)
+        read_manifest(tgz(files), "w.tgz", 10_000)
 
 
 def test_unreadable_archives_and_huge_manifests_are_rejected() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.archives import tar_gz
 from worker.codex.sessions import pack_session_state, unpack_session_state
 from worker.codex.workspace import (
     ArchiveLimits,
@@ -25,16 +26,6 @@ from worker.codex.workspace import (
 )
 
 pytestmark = pytest.mark.unit
-
-
-def make_tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
 
 
 def file_member(name: str, data: bytes, mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
@@ -63,7 +54,7 @@ def make_zip(files: dict[str, bytes], symlinks: dict[str, str] | None = None) ->
 
 
 def test_tar_gz_with_internal_symlink_extracts(tmp_path: Path) -> None:
-    blob = make_tar(
+    blob = tar_gz(
         file_member("./src/app.py", b"print(1)\n", 0o4755),
         file_member("README.md", b"# hi\n"),
         link_member("src/readme-link", "../README.md"),
@@ -94,20 +85,20 @@ def test_zip_extracts_from_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("blob", "reason"),
     [
-        (make_tar(file_member("/etc/cron.d/evil", b"x")), "absolute path"),
-        (make_tar(file_member("a/../../evil", b"x")), "'..' in path"),
-        (make_tar(link_member("evil", "/etc/passwd")), "points outside"),
-        (make_tar(link_member("evil", "../../outside")), "points outside"),
+        (tar_gz(file_member("/etc/cron.d/evil", b"x")), "absolute path"),
+        (tar_gz(file_member("a/../../evil", b"x")), "'..' in path"),
+        (tar_gz(link_member("evil", "/etc/passwd")), "points outside"),
+        (tar_gz(link_member("evil", "../../outside")), "points outside"),
         (
             # Each link looks harmless lexically; together they escape.
-            make_tar(link_member("here", "."), link_member("up", "here/../..")),
+            tar_gz(link_member("here", "."), link_member("up", "here/../..")),
             "points outside",
         ),
         (
-            make_tar(link_member("dir", "."), file_member("dir/x", b"x")),
+            tar_gz(link_member("dir", "."), file_member("dir/x", b"x")),
             "goes through a link",
         ),
-        (make_tar(link_member("h", "/etc/passwd", hard=True)), "'/etc/passwd'"),
+        (tar_gz(link_member("h", "/etc/passwd", hard=True)), "'/etc/passwd'"),
         (make_zip({"../evil": b"x"}), "'..' in path"),
         (make_zip({"/abs": b"x"}), "absolute path"),
         (make_zip({}, {"l": "/etc"}), "points outside"),
@@ -132,7 +123,7 @@ def test_lexically_inside_but_really_outside_link_is_caught_after_extraction(
 ) -> None:
     # "up" -> "here/.." looks like the workspace root, but "here" -> "." makes it resolve
     # to the workspace's parent once both links exist.
-    blob = make_tar(link_member("here", "."), link_member("sub/up", "../here/.."))
+    blob = tar_gz(link_member("here", "."), link_member("sub/up", "../here/.."))
 
     with pytest.raises(UnsafeArchiveError, match="resolves outside"):
         extract_archive(blob, tmp_path / "ws")
@@ -142,11 +133,11 @@ def test_device_files_are_refused(tmp_path: Path) -> None:
     info = tarfile.TarInfo("dev/null2")
     info.type = tarfile.CHRTYPE
     with pytest.raises(UnsafeArchiveError, match="special file"):
-        extract_archive(make_tar((info, None)), tmp_path / "ws")
+        extract_archive(tar_gz((info, None)), tmp_path / "ws")
 
 
 def test_too_many_files(tmp_path: Path) -> None:
-    blob = make_tar(*(file_member(f"f{i}", b"") for i in range(11)))
+    blob = tar_gz(*(file_member(f"f{i}", b"") for i in range(11)))
     with pytest.raises(UnsafeArchiveError, match="too many entries"):
         extract_archive(blob, tmp_path / "ws", ArchiveLimits(max_files=10))
     zblob = make_zip({f"f{i}": b"" for i in range(11)})
@@ -164,7 +155,7 @@ def test_zip_bomb_is_stopped_by_decompressed_bytes(tmp_path: Path) -> None:
 
 
 def test_tar_total_and_per_file_size_limits(tmp_path: Path) -> None:
-    blob = make_tar(file_member("a", b"x" * 600), file_member("b", b"x" * 600))
+    blob = tar_gz(file_member("a", b"x" * 600), file_member("b", b"x" * 600))
     with pytest.raises(UnsafeArchiveError, match="archive expands beyond 1000"):
         extract_archive(blob, tmp_path / "ws", ArchiveLimits(max_total_bytes=1000))
     with pytest.raises(UnsafeArchiveError, match="'a' expands beyond 500"):
@@ -265,12 +256,12 @@ def test_clone_local_repository_at_a_ref(tmp_path: Path) -> None:
 def test_session_state_refuses_foreign_entries(tmp_path: Path) -> None:
     home = tmp_path / "codex-home"
     with pytest.raises(UnsafeArchiveError, match="unexpected entry"):
-        unpack_session_state(make_tar(file_member("config.toml", b"x=1")), home)
+        unpack_session_state(tar_gz(file_member("config.toml", b"x=1")), home)
     with pytest.raises(UnsafeArchiveError, match="unexpected entry"):
-        unpack_session_state(make_tar(file_member("skills/evil/SKILL.md", b"x")), home)
+        unpack_session_state(tar_gz(file_member("skills/evil/SKILL.md", b"x")), home)
     assert not (home / "config.toml").exists()
     with pytest.raises(UnsafeArchiveError, match=r"'\.\.' in path"):
-        unpack_session_state(make_tar(file_member("sessions/../../x", b"x")), home)
+        unpack_session_state(tar_gz(file_member("sessions/../../x", b"x")), home)
 
 
 def test_session_state_round_trip(tmp_path: Path) -> None:
