@@ -145,7 +145,12 @@ async def raw_codex_runs(model_base_url: str, n: int, parallel: int) -> list[flo
             home = prepare_codex_home(
                 job_root, CodexConfig(provider=ProviderConfig(base_url=model_base_url))
             )
-            env = build_codex_env(home=home.home, codex_home=home.codex_home, tmp_dir=home.tmp_dir)
+            env = build_codex_env(
+                home=home.home,
+                codex_home=home.codex_home,
+                tmp_dir=home.tmp_dir,
+                git_ceiling=job_root.resolve(),
+            )
             spec = CodexRunSpec(
                 binary=binary,
                 workdir=workdir,

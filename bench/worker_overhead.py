@@ -43,7 +43,12 @@ def raw_run(model_url: str, binary: Path) -> float:
             root / "codex",
             CodexConfig(provider=ProviderConfig(base_url=model_url, model="scripted-model")),
         )
-        env = build_codex_env(home=home.home, codex_home=home.codex_home, tmp_dir=home.tmp_dir)
+        env = build_codex_env(
+            home=home.home,
+            codex_home=home.codex_home,
+            tmp_dir=home.tmp_dir,
+            git_ceiling=root.resolve(),
+        )
         scratch = root / "scratch"
         scratch.mkdir()
         spec = CodexRunSpec(

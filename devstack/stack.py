@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -117,6 +118,9 @@ class Stack:
         self.topology: Topology = load_topology(self.options.name_prefix)
         self.processes: dict[str, ManagedProcess] = {}
         self.probe_log = self.state_dir / "probe-events.jsonl"
+        # Job workspaces live outside the checkout, as on a worker pod: codex treats an
+        # enclosing repository as the project and pays for walking it on every turn.
+        self.workspace_root = Path(tempfile.gettempdir()) / f"codex-cloud-{run_id}"
         self._stop_sweeper = threading.Event()
         self._sweeper_thread: threading.Thread | None = None
 
@@ -138,6 +142,7 @@ class Stack:
             self._sweeper_thread.join(timeout=5)
         self.group.stop_all()
         self.processes.clear()
+        shutil.rmtree(self.workspace_root, ignore_errors=True)
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -194,7 +199,7 @@ class Stack:
             "CODEX_CLOUD_LEASE_SECONDS": "10",
             "CODEX_CLOUD_HEARTBEAT_SECONDS": "2",
             "CODEX_CLOUD_DISPATCH_STALE_SECONDS": "30",
-            "CODEX_CLOUD_WORKSPACE_ROOT": str(self.state_dir / "workspaces"),
+            "CODEX_CLOUD_WORKSPACE_ROOT": str(self.workspace_root),
             "PYTHONUNBUFFERED": "1",
         }
         if "fn-sweeper" in p:

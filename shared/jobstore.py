@@ -20,7 +20,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -415,9 +415,11 @@ class JobStore:
         event_data: Mapping[str, Any] | None = None,
         guard: Callable[[JobRecord], None] | None = None,
         cursor: EventCursor | None = None,
+        events_before: Sequence[EventDraft] = (),
     ) -> JobRecord:
         """Move a job to `target` if that is legal from its current state (and, when given,
-        the current state is one of `expected` and `guard` does not raise)."""
+        the current state is one of `expected` and `guard` does not raise). `events_before`
+        are appended in the same write, ahead of the state change's own event."""
         allowed = frozenset(expected) if expected is not None else None
 
         def decide(job: JobRecord) -> Mutation:
@@ -430,7 +432,9 @@ class JobStore:
             check_transition(job_id, job.status, target)
             if guard is not None:
                 guard(job)
-            return self._transition_mutation(job, target, fields, reason, event_data)
+            mutation = self._transition_mutation(job, target, fields, reason, event_data)
+            mutation.events[:0] = events_before
+            return mutation
 
         return self.mutate(job_id, decide, cursor=cursor)
 
@@ -541,9 +545,11 @@ class JobStore:
         error: JobError | None = None,
         reason: str | None = None,
         cursor: EventCursor | None = None,
+        events: Sequence[EventDraft] = (),
     ) -> JobRecord:
-        """running → terminal, only by the worker holding this attempt's lease. With the
-        worker's event cursor the usual case is one write and no read."""
+        """running → terminal, only by the worker holding this attempt's lease, with the
+        run's last unwritten `events` in the same write. With the worker's event cursor the
+        usual case is one write and no read."""
         return self.transition(
             job_id,
             target,
@@ -553,6 +559,7 @@ class JobStore:
             reason=reason,
             event_data={"exit_code": result.exit_code if result else None},
             cursor=cursor,
+            events_before=events,
         )
 
     # ---- events --------------------------------------------------------------------------

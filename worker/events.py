@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 # Consecutive failed writes before a batch is given up (the job result still lands).
 MAX_WRITE_FAILURES = 20
+# Queue sentinels: write what is pending and stop / stop and hand what is pending back.
+_CLOSE = None
+_DETACH = object()
 
 
 class EventBatcher:
@@ -37,7 +40,7 @@ class EventBatcher:
         self._job_id = job_id
         self._flush_s = flush_s
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[EventDraft | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[EventDraft | object | None] = asyncio.Queue()
         self.cursor = cursor or EventCursor()
         self.raw: list[dict[str, Any]] = []
         self.written = 0
@@ -58,23 +61,45 @@ class EventBatcher:
     async def add(self, draft: EventDraft) -> None:
         await self._queue.put(draft)
 
+    @property
+    def closed(self) -> bool:
+        return self._task.done()
+
     async def close(self) -> None:
-        await self._queue.put(None)
+        """Write everything queued, then stop."""
+        await self._queue.put(_CLOSE)
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
-    async def _loop(self) -> None:
+    async def detach(self) -> list[EventDraft]:
+        """Stop after the write in flight (if any) and return the events not yet written, in
+        order, so the caller can put them into its own final write: the last batch of a job
+        then costs no write of its own. The cursor stays valid for that write."""
+        await self._queue.put(_DETACH)
+        try:
+            return await self._task
+        except asyncio.CancelledError:
+            return []
+
+    async def _loop(self) -> list[EventDraft]:
         pending: list[EventDraft] = []
         closing = False
         failures = 0
         loop = asyncio.get_running_loop()
+
+        def take(item: EventDraft | object | None) -> bool:
+            """Queue `item`; False for a sentinel (stop collecting)."""
+            if isinstance(item, EventDraft):
+                pending.append(item)
+                return True
+            return False
+
         while not closing or pending:
             if not closing and not pending:
                 item = await self._queue.get()
-                if item is None:
-                    closing = True
-                else:
-                    pending.append(item)
+                if item is _DETACH:
+                    return pending
+                closing = not take(item)
             deadline = loop.time() + self._flush_s
             while not closing and len(pending) < self._max_batch:
                 remaining = deadline - loop.time()
@@ -84,10 +109,9 @@ class EventBatcher:
                     item = await asyncio.wait_for(self._queue.get(), remaining)
                 except TimeoutError:
                     break
-                if item is None:
-                    closing = True
-                else:
-                    pending.append(item)
+                if item is _DETACH:
+                    return pending
+                closing = not take(item)
             if pending:
                 batch = pending[: self._max_batch]
                 try:
@@ -111,3 +135,4 @@ class EventBatcher:
                 failures = 0
                 del pending[: len(batch)]
                 self.written += len(batch)
+        return pending

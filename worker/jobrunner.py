@@ -62,6 +62,8 @@ ARTIFACTS = {
     "diff.patch": "text/x-diff",
     "changes.tar.gz": "application/gzip",
 }
+# A Firestore batch holds 500 writes: the job, the event head, the status event and these.
+MAX_EVENTS_IN_FINAL_WRITE = 400
 # The variable codex reads the model key from; agent commands never see it.
 MODEL_KEY_VAR = "OPENAI_API_KEY"
 
@@ -176,18 +178,30 @@ class JobRunner:
             with timer.phase("codex"):
                 outcome = await run_codex(spec, batcher.add_codex_record, stop.event)
             CODEX_DURATION.observe(outcome.duration_s)
-            with timer.phase("events"):
-                await batcher.close()
             if stop.reason in ("lease-lost", "draining"):
+                with timer.phase("events"):
+                    await batcher.close()
                 await self._hand_back(job, stop.reason)
                 return None
+            # The last events ride in the final write; collecting the result does not wait for
+            # the batch in flight.
+            unwritten = asyncio.create_task(batcher.detach())
             with timer.phase("collect"):
                 result = await asyncio.to_thread(
                     self._collect, job, root, workdir, before, outcome, batcher.raw, started
                 )
+            with timer.phase("events"):
+                last_events = await unwritten
+                if len(last_events) > MAX_EVENTS_IN_FINAL_WRITE:
+                    await asyncio.to_thread(
+                        store.append_events, job.job_id, last_events, cursor=batcher.cursor
+                    )
+                    last_events = []
             status, error = _status_of(outcome, stop.reason)
             with timer.phase("finish"):
-                return await self._finish(job, status, result, error, batcher.cursor)
+                return await self._finish(
+                    job, status, result, error, batcher.cursor, events=last_events
+                )
         except LeaseLost:
             log.warning("lease lost; another worker owns the job now")
             return None
@@ -195,11 +209,14 @@ class JobRunner:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            if not batcher._task.done():
+            if not batcher.closed:
                 await batcher.close()
 
     def _prepare(self, job: JobRecord, root: Path, workdir: Path) -> SessionState | None:
-        session = self.sessions.load(job.session_id, job.tenant)
+        # A first attempt of a job that named no session starts one: nothing to look up. A
+        # retry looks, since its earlier attempt may have saved a turn under that id.
+        fresh = job.request.session_id is None and job.attempt <= 1
+        session = None if fresh else self.sessions.load(job.session_id, job.tenant)
         ws = job.request.workspace
         if isinstance(ws, GitWorkspace):
             workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +269,11 @@ class JobRunner:
             unpack_session_state(self.sessions.fetch_state(job.session_id), home.codex_home)
             resume = session.thread_id
         env = build_codex_env(
-            home=home.home, codex_home=home.codex_home, tmp_dir=home.tmp_dir, api_key=api_key
+            home=home.home,
+            codex_home=home.codex_home,
+            tmp_dir=home.tmp_dir,
+            api_key=api_key,
+            git_ceiling=root.resolve(),
         )
         scratch = root / "scratch"
         scratch.mkdir(parents=True, exist_ok=True)
@@ -360,6 +381,7 @@ class JobRunner:
         result: JobResult | None,
         error: JobError | None,
         cursor: EventCursor | None = None,
+        events: list[EventDraft] | None = None,
     ) -> JobRecord:
         WORKER_JOBS.labels(outcome=status.value).inc()
         return await asyncio.to_thread(
@@ -372,6 +394,7 @@ class JobRunner:
             error=error,
             reason=error.message if error else None,
             cursor=cursor,
+            events=events or [],
         )
 
     async def _hand_back(self, job: JobRecord, reason: StopReason) -> None:

@@ -72,6 +72,7 @@ class CodexJob:
             tmp_dir=home.tmp_dir,
             extra=self.extra_env,
             api_key=self.api_key,
+            git_ceiling=self.root,
         )
         spec = CodexRunSpec(
             binary=self.binary,

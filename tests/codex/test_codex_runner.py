@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -272,6 +273,32 @@ def test_agent_commands_never_see_runner_secrets(
     for request in requests:
         for leaked in [*secrets.values(), provider_key]:
             assert leaked not in request["body"]
+
+
+def test_a_checkout_around_the_job_is_invisible_to_codex_and_the_agent(
+    make_job: Any, model_server: ModelServer, tmp_path: Path
+) -> None:
+    # The job directory lies inside someone else's repository, with its own AGENTS.md.
+    marker = "never-follow-the-outer-agents-file-4711"
+    (tmp_path / "AGENTS.md").write_text(f"Instructions: {marker}\n")
+    git = {"cwd": tmp_path, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **git)  # type: ignore[call-overload]
+    subprocess.run(["git", "add", "AGENTS.md"], **git)  # type: ignore[call-overload]
+    job: CodexJob = make_job()
+    # The workspace's own AGENTS.md is still the project's guidance.
+    (job.workdir / "AGENTS.md").write_text("Instructions: follow-the-workspace-file-0815\n")
+
+    outcome = job.run("[[script:git-toplevel]] which repository is this?")
+
+    assert outcome.status == "succeeded", outcome.error
+    (command,) = job.items("command_execution")
+    output = command["aggregated_output"]
+    assert "not a git repository" in output
+    assert str(tmp_path) not in output
+    bodies = [r["body"] for r in model_server.requests()["requests"]]
+    assert bodies
+    assert all(marker not in body for body in bodies)
+    assert all("follow-the-workspace-file-0815" in body for body in bodies)
 
 
 def test_no_authorization_header_without_a_key(make_job: Any, model_server: ModelServer) -> None:

@@ -178,9 +178,18 @@ def test_finish_with_a_stale_cursor_decides_on_what_is_stored(store: JobStore) -
     # Someone else writes after the worker's last write: a cancel request, then the sweeper
     # hands the job to another worker.
     assert store.request_cancel(job_id).cancel_requested
-    finished = store.finish(job_id, JobStatus.CANCELLED, worker_id="w1", attempt=1, cursor=cursor)
+    tail = [EventDraft(message_type=MessageType.OUTPUT, data={"last": True})]
+    finished = store.finish(
+        job_id, JobStatus.CANCELLED, worker_id="w1", attempt=1, cursor=cursor, events=tail
+    )
     assert finished.cancel_requested  # the fresh read saw the flag the cursor did not
     assert store.require_job(job_id).status is JobStatus.CANCELLED
+
+    # The run's last events still land ahead of the complete event after the re-read.
+    events = store.list_events(job_id)
+    assert [e.message_type for e in events[-2:]] == [MessageType.OUTPUT, MessageType.COMPLETE]
+    assert events[-2].data == {"last": True}
+    assert [e.seq for e in events] == list(range(len(events)))
 
     other = _create(store)
     store.transition(other, JobStatus.DISPATCHED)

@@ -311,8 +311,11 @@ def test_unsafe_archives_never_unpack(
             assert job.status is JobStatus.FAILED
             break
         time.sleep(0.3)
-    workspaces = stack.state_dir / "workspaces"
-    escaped = list(workspaces.parent.glob("**/escaped.txt")) if workspaces.exists() else []
+    # Anywhere a `../..` member could land: under the workspaces, beside them, or in the
+    # stack's own state.
+    roots = (stack.workspace_root, stack.state_dir)
+    escaped = [p for root in roots for p in root.glob("**/escaped.txt")]
+    escaped += [p for p in [stack.workspace_root.parent / "escaped.txt"] if p.exists()]
     scenario.observe(f"{outcome}; escaped files: {len(escaped)}")
     assert outcome != "nothing"
     assert escaped == []

@@ -31,6 +31,7 @@ DEFAULT_SHELL_ENV_ALLOW: tuple[str, ...] = (
     "LC_CTYPE",
     "TERM",
     "TMPDIR",
+    "GIT_CEILING_DIRECTORIES",
     "USER",
     "LOGNAME",
 )
@@ -158,6 +159,9 @@ def render_config_toml(
         "web_search": "disabled",
         # Otherwise commands run as `bash -lc` and read profile files.
         "allow_login_shell": False,
+        # The workspace is the project: no climbing to an enclosing checkout for its config
+        # or AGENTS.md (the git ceiling in env.py does the same for git itself).
+        "project_root_markers": [],
     }
     provider_table: dict[str, Any] = {
         "name": provider.provider_id,

@@ -54,12 +54,16 @@ def build_codex_env(
     source_env: Mapping[str, str] | None = None,
     extra: Mapping[str, str] | None = None,
     api_key: ApiKey | None = None,
+    git_ceiling: Path | None = None,
 ) -> dict[str, str]:
     """Environment for the codex process.
 
     ``source_env`` defaults to ``os.environ`` and only contributes INHERITED_VARS. ``extra``
     variables are passed through to codex and, when listed in the config allow-list (see
-    `shell_env_names`), to agent commands.
+    `shell_env_names`), to agent commands. ``git_ceiling`` (the job's own directory) stops git
+    — codex's repository discovery and the agent's commands — from climbing above the job:
+    a workspace that happens to lie inside some other checkout must not pick up that
+    repository's status, history or AGENTS.md (and walking it costs codex ~100 ms a turn).
     """
     source = os.environ if source_env is None else source_env
     env: dict[str, str] = {name: source[name] for name in INHERITED_VARS if name in source}
@@ -70,6 +74,8 @@ def build_codex_env(
     env["CODEX_HOME"] = str(codex_home)
     if tmp_dir is not None:
         env["TMPDIR"] = str(tmp_dir)
+    if git_ceiling is not None:
+        env["GIT_CEILING_DIRECTORIES"] = str(git_ceiling)
     for name, value in (extra or {}).items():
         check_extra_name(name)
         env[name] = value

@@ -1,0 +1,68 @@
+"""The worker's event batcher against the real Firestore emulator: events reach the store in
+order, and at the end of a run the unwritten tail is handed to the final write."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared.adapters import Adapters
+from shared.jobstore import EventCursor, JobStore
+from shared.models import Channel, EventDraft, JobRequest, JobStatus, MessageType
+from worker.events import EventBatcher
+
+
+def _running_job(store: JobStore) -> tuple[str, EventCursor]:
+    job_id = store.create_job(JobRequest(prompt="p"), tenant="t1", channel=Channel.HTTP).job.job_id
+    store.transition(job_id, JobStatus.DISPATCHED)
+    cursor = EventCursor()
+    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    return job_id, cursor
+
+
+def _output(n: int) -> EventDraft:
+    return EventDraft(message_type=MessageType.OUTPUT, data={"n": n})
+
+
+def test_detach_hands_back_the_unwritten_tail_for_the_final_write(
+    isolated_adapters: Adapters,
+) -> None:
+    store = isolated_adapters.jobs
+    job_id, cursor = _running_job(store)
+
+    async def run() -> list[EventDraft]:
+        # A long flush window: the first events are written only because the batch fills.
+        batcher = EventBatcher(store, job_id, flush_s=5.0, max_batch=3, cursor=cursor)
+        for n in range(5):
+            await batcher.add(_output(n))
+        return await batcher.detach()
+
+    tail = asyncio.run(run())
+    assert [d.data["n"] for d in tail] == [3, 4]  # 0-2 went out as a full batch
+    written = store.list_events(job_id, after_seq=2)  # queued, dispatched, running
+    assert [e.data["n"] for e in written] == [0, 1, 2]
+
+    done = store.finish(
+        job_id, JobStatus.SUCCEEDED, worker_id="w1", attempt=1, cursor=cursor, events=tail
+    )
+    assert done.status is JobStatus.SUCCEEDED
+    events = store.list_events(job_id)
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert [e.data.get("n") for e in events[3:-1]] == [0, 1, 2, 3, 4]
+    assert events[-1].message_type is MessageType.COMPLETE
+    assert {e.attempt for e in events[3:]} == {1}
+
+
+def test_close_writes_everything_queued(isolated_adapters: Adapters) -> None:
+    store = isolated_adapters.jobs
+    job_id, cursor = _running_job(store)
+
+    async def run() -> None:
+        batcher = EventBatcher(store, job_id, flush_s=0.01, max_batch=50, cursor=cursor)
+        for n in range(7):
+            await batcher.add(_output(n))
+        await batcher.close()
+        assert batcher.closed
+        assert batcher.written == 7
+
+    asyncio.run(run())
+    assert [e.data["n"] for e in store.list_events(job_id, after_seq=2)] == list(range(7))
