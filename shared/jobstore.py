@@ -54,6 +54,8 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# Values derived from the job as a guarded write read it.
+JobValues = Callable[["JobRecord"], Mapping[str, Any]]
 # A failed update-time precondition, a contended commit, or a create that found the head or an
 # event already written: all mean another writer got there first.
 _RACE_ERRORS = (gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict)
@@ -410,16 +412,18 @@ class JobStore:
         target: JobStatus,
         *,
         expected: Iterable[JobStatus] | None = None,
-        fields: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | JobValues | None = None,
         reason: str | None = None,
-        event_data: Mapping[str, Any] | None = None,
+        event_data: Mapping[str, Any] | JobValues | None = None,
         guard: Callable[[JobRecord], None] | None = None,
         cursor: EventCursor | None = None,
         events_before: Sequence[EventDraft] = (),
     ) -> JobRecord:
         """Move a job to `target` if that is legal from its current state (and, when given,
-        the current state is one of `expected` and `guard` does not raise). `events_before`
-        are appended in the same write, ahead of the state change's own event."""
+        the current state is one of `expected` and `guard` does not raise). `fields` and
+        `event_data` may be computed from the job as read, so a caller that needs the job to
+        know them does not read it first. `events_before` are appended in the same write,
+        ahead of the state change's own event."""
         allowed = frozenset(expected) if expected is not None else None
 
         def decide(job: JobRecord) -> Mutation:
@@ -432,7 +436,13 @@ class JobStore:
             check_transition(job_id, job.status, target)
             if guard is not None:
                 guard(job)
-            mutation = self._transition_mutation(job, target, fields, reason, event_data)
+            mutation = self._transition_mutation(
+                job,
+                target,
+                fields(job) if callable(fields) else fields,
+                reason,
+                event_data(job) if callable(event_data) else event_data,
+            )
             mutation.events[:0] = events_before
             return mutation
 

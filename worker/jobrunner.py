@@ -100,12 +100,17 @@ class JobRunner:
     # ---- public --------------------------------------------------------------------------
 
     async def run(
-        self, job: JobRecord, stop: StopSignal, cursor: EventCursor | None = None
+        self,
+        job: JobRecord,
+        stop: StopSignal,
+        cursor: EventCursor | None = None,
+        timer: PhaseTimer | None = None,
     ) -> JobRecord | None:
         """Run a job this worker has claimed. Returns the final record, or None when the job
-        was handed back (lease lost, or requeued on drain)."""
+        was handed back (lease lost, or requeued on drain). `timer` may already hold the
+        claim's time."""
         root = Path(self.settings.workspace_root) / f"{job.job_id}-{job.attempt}"
-        timer = PhaseTimer()
+        timer = timer or PhaseTimer()
         final: JobRecord | None = None
         with log_context(job_id=job.job_id, attempt=job.attempt, worker=self.worker_id):
             try:

@@ -16,6 +16,7 @@ from shared.metrics import WORKER_SLOTS
 from shared.models import JobRecord
 from worker.codex.binary import find_codex_binary
 from worker.jobrunner import JobRunner, StopReason, StopSignal
+from worker.phases import PhaseTimer
 
 log = logging.getLogger(__name__)
 WORKERS_COLLECTION = "workers"
@@ -111,14 +112,16 @@ class WorkerRuntime:
         self._update_gauges()
         # The claim leaves the cursor after its own write: the first event batch needs no read.
         cursor = EventCursor()
+        timer = PhaseTimer()
         try:
-            job = await asyncio.to_thread(
-                self.adapters.jobs.claim,
-                job_id,
-                worker_id=self.worker_id,
-                lease_s=self.settings.lease_seconds,
-                cursor=cursor,
-            )
+            with timer.phase("claim"):
+                job = await asyncio.to_thread(
+                    self.adapters.jobs.claim,
+                    job_id,
+                    worker_id=self.worker_id,
+                    lease_s=self.settings.lease_seconds,
+                    cursor=cursor,
+                )
         except IllegalTransition:
             self._release(job_id)
             current = await asyncio.to_thread(self.adapters.jobs.get_job, job_id)
@@ -126,15 +129,19 @@ class WorkerRuntime:
         except BaseException:
             self._release(job_id)
             raise
-        running.task = asyncio.create_task(self._run(job, running, cursor), name=f"job-{job_id}")
+        running.task = asyncio.create_task(
+            self._run(job, running, cursor, timer), name=f"job-{job_id}"
+        )
         if wait:
             final = await running.task
             return Accepted("accepted", final or job)
         return Accepted("accepted", job)
 
-    async def _run(self, job: JobRecord, running: Running, cursor: EventCursor) -> JobRecord | None:
+    async def _run(
+        self, job: JobRecord, running: Running, cursor: EventCursor, timer: PhaseTimer
+    ) -> JobRecord | None:
         try:
-            return await self.runner.run(job, running.stop, cursor)
+            return await self.runner.run(job, running.stop, cursor, timer)
         except Exception:
             log.exception("job run crashed")
             # The lease expires and the sweeper requeues it; nothing is lost.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -108,13 +109,78 @@ class EffectLedger:
         self._call(lambda: ref.set({"state": "done", "claim_id": claim_id, "done_at": utcnow()}))
         return True, result
 
-    def _take_over(self, ref: firestore.DocumentReference, key: str, claim_id: str) -> None:
+    def run_group(self, key: str, effects: Mapping[str, Callable[[], object]]) -> GroupOutcome:
+        """Run several effects of one event under a single marker: one create to claim them
+        all and one write to record them, instead of a claim and a `done` per effect.
+
+        The marker lists the effects already done. Effects run independently: when some fail
+        retryably, the claim is released with what did succeed and the first failure is
+        returned, so the redelivered event reruns only the missing ones."""
+        ref = self._col.document(key)
+        claim_id = uuid.uuid4().hex
+        outcome = GroupOutcome()
+        done: set[str] = set()
+        try:
+            self._call(
+                lambda: ref.create(
+                    {"state": "claimed", "claim_id": claim_id, "claimed_at": utcnow(), "done": []}
+                )
+            )
+        except gexc.Conflict:
+            try:
+                done = self._take_over(ref, key, claim_id)
+            except _AlreadyDone:
+                outcome.skipped.extend(effects)
+                return outcome
+        for name, effect in effects.items():
+            if name in done:
+                outcome.skipped.append(name)
+                continue
+            try:
+                effect()
+            except RetryableError as exc:
+                log.warning(
+                    "effect failed; will retry",
+                    extra={"fields": {"key": key, "effect": name, "error": exc.detail}},
+                )
+                outcome.failure = outcome.failure or exc
+                continue
+            except BaseException:
+                self._release(ref, key, claim_id, done)
+                raise
+            done.add(name)
+            outcome.performed.append(name)
+        if outcome.failure is not None:
+            self._release(ref, key, claim_id, done)
+            return outcome
+        self._call(
+            lambda: ref.set(
+                {"state": "done", "claim_id": claim_id, "done": sorted(done), "done_at": utcnow()}
+            )
+        )
+        return outcome
+
+    def _release(
+        self, ref: firestore.DocumentReference, key: str, claim_id: str, done: set[str]
+    ) -> None:
+        """Give a group claim back, keeping what was done, so a retry can start at once."""
+        try:
+            self._call(
+                lambda: ref.set({"state": "released", "claim_id": claim_id, "done": sorted(done)})
+            )
+        except DependencyUnavailable:
+            log.warning("could not release effect claim", extra={"fields": {"key": key}})
+
+    def _take_over(self, ref: firestore.DocumentReference, key: str, claim_id: str) -> set[str]:
+        """Claim a marker that exists: not when done or freshly claimed elsewhere; a released
+        or abandoned claim is taken over. Returns the effects it records as done."""
         snap = self._call(ref.get)
         data = snap.to_dict() or {}
         if snap.exists and data.get("state") == "done":
             raise _AlreadyDone(key)
         claimed_at = data.get("claimed_at")
-        if snap.exists and isinstance(claimed_at, datetime) and utcnow() - claimed_at < self._ttl:
+        fresh = isinstance(claimed_at, datetime) and utcnow() - claimed_at < self._ttl
+        if snap.exists and data.get("state") == "claimed" and fresh:
             raise EffectInProgress(f"effect {key} is being performed elsewhere", retry_after_s=5)
         try:
             if snap.exists:
@@ -133,7 +199,9 @@ class EffectLedger:
                 )
         except (gexc.FailedPrecondition, gexc.Conflict, gexc.NotFound):
             raise EffectInProgress(f"effect {key} was taken over elsewhere") from None
-        log.warning("took over an abandoned effect claim", extra={"fields": {"key": key}})
+        if data.get("state") == "claimed":
+            log.warning("took over an abandoned effect claim", extra={"fields": {"key": key}})
+        return {str(name) for name in data.get("done") or []}
 
     @staticmethod
     def _call(fn: Callable[[], T]) -> T:
@@ -141,6 +209,13 @@ class EffectLedger:
             return fn()
         except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError) as exc:
             raise DependencyUnavailable(f"effect ledger unavailable: {exc}") from exc
+
+
+@dataclass
+class GroupOutcome:
+    performed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failure: RetryableError | None = None
 
 
 class _AlreadyDone(Exception):

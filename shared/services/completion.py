@@ -2,7 +2,8 @@
 
 On a transition into a terminal state: publish to codex-results, call the webhook, write the
 summary to the results bucket — each once per transition, keyed
-`processed_events/{job_id}:{status}:{effect}` in the effect ledger (claim → effect → done).
+`processed_events/{job_id}:{status}:effects` in the effect ledger: one marker per transition
+claims the effects, lists each one once done, and is closed when all are.
 Each effect is idempotent on its own as well, covering a crash between effect and `done`:
 the results object is written with `if_generation_match=0`; a results message carries a stable
 `dedup_id` attribute; a webhook carries a stable `X-Codex-Delivery` id.
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import Conflict, RetryableError
+from shared.errors import Conflict
 from shared.metrics import JOBS_FINISHED
 from shared.models import Channel, JobRecord
-from shared.services.common import EffectLedger, once
+from shared.services.common import EffectLedger
 from shared.services.uploads import result_object_name
 from shared.services.webhooks import deliver
 
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
     from shared.adapters import Adapters
 
 log = logging.getLogger(__name__)
-EFFECTS = ("results_topic", "webhook", "results_bucket")
 
 
 def _iso(value: Any) -> str | None:
@@ -72,8 +73,8 @@ class CompletionOutcome:
     skipped: list[str] = field(default_factory=list)
 
 
-def effect_key(job_id: str, status: str, effect: str) -> str:
-    return f"{job_id}:{status}:{effect}"
+def effects_key(job_id: str, status: str) -> str:
+    return f"{job_id}:{status}:effects"
 
 
 def complete_job(adapters: Adapters, job_id: str) -> CompletionOutcome:
@@ -88,30 +89,19 @@ def complete_job(adapters: Adapters, job_id: str) -> CompletionOutcome:
     status = job.status.value
     summary = build_summary(adapters, job)
     ledger = EffectLedger(adapters.firestore, adapters.settings)
-    outcome = CompletionOutcome(job_id, status)
-    actions = {
+    actions: dict[str, Callable[[], object]] = {
         "results_topic": lambda: _publish(adapters, job, summary),
         "webhook": lambda: deliver(adapters, job, summary),
         "results_bucket": lambda: _write_summary(adapters, job, summary),
     }
-    failure: RetryableError | None = None
-    for name in EFFECTS:
-        if name == "webhook" and job.request.webhook is None:
-            continue
-        try:
-            ran = once(ledger, effect_key(job_id, status, name), actions[name])
-        except RetryableError as exc:
-            log.warning(
-                "terminal effect failed; will retry",
-                extra={"fields": {"job_id": job_id, "effect": name, "error": exc.detail}},
-            )
-            failure = failure or exc
-            continue
-        (outcome.performed if ran else outcome.skipped).append(name)
+    if job.request.webhook is None:
+        del actions["webhook"]
+    group = ledger.run_group(effects_key(job_id, status), actions)
+    outcome = CompletionOutcome(job_id, status, group.performed, group.skipped)
     if "results_topic" in outcome.performed:
         JOBS_FINISHED.labels(status=status, channel=job.channel.value).inc()
-    if failure is not None:
-        raise failure
+    if group.failure is not None:
+        raise group.failure
     return outcome
 
 

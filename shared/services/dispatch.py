@@ -5,7 +5,9 @@ only one moves the job. The enqueue (or workflow start) that follows is recorded
 ledger under `{job_id}:dispatch-{seq}:enqueue`: a retried delivery after a failed enqueue finds
 the job dispatched without that marker and enqueues again (same task id, deduplicated by Cloud
 Tasks in production); a duplicate delivery after a successful enqueue finds the marker and
-does nothing. A job left dispatched by a crash is redispatched by the sweeper.
+does nothing. A task enqueue is not claimed first (its name deduplicates it), so it costs one
+marker write; a workflow start, which nothing deduplicates, is claimed, started, then marked.
+A job left dispatched by a crash is redispatched by the sweeper.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared.errors import IllegalTransition
+from shared.errors import IllegalTransition, NotFound
 from shared.metrics import JOBS_DISPATCHED
 from shared.models import JobRecord, JobStatus
 from shared.services.common import EffectLedger, once, utcnow
@@ -69,41 +71,61 @@ def workflow_argument(
 
 def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
     store = adapters.jobs
-    job = store.get_job(job_id)
-    if job is None:
+    threshold = adapters.settings.long_job_threshold_ms
+
+    def route_fields(job: JobRecord) -> dict[str, Any]:
+        return {"route": route_for(job, threshold)}
+
+    won = False
+    try:
+        # No read first: the guarded transition reads the job once and decides on it.
+        job = store.transition(
+            job_id,
+            JobStatus.DISPATCHED,
+            expected=[JobStatus.QUEUED],
+            fields=route_fields,
+            event_data=route_fields,
+        )
+        won = True
+    except NotFound:
         return DispatchOutcome("skipped", job_id, reason="job not found")
-    route = route_for(job, adapters.settings.long_job_threshold_ms)
-    if job.status is JobStatus.QUEUED:
-        try:
-            job = store.transition(
-                job_id,
-                JobStatus.DISPATCHED,
-                expected=[JobStatus.QUEUED],
-                fields={"route": route},
-                event_data={"route": route},
-            )
-        except IllegalTransition:
-            refreshed = store.get_job(job_id)
-            if refreshed is None:
-                return DispatchOutcome("skipped", job_id, reason="job vanished")
-            job = refreshed
+    except IllegalTransition:
+        refreshed = store.get_job(job_id)
+        if refreshed is None:
+            return DispatchOutcome("skipped", job_id, reason="job vanished")
+        job = refreshed
     if job.status is not JobStatus.DISPATCHED:
         return DispatchOutcome("skipped", job_id, reason=f"job is {job.status.value}")
+    route = job.route  # set by the dispatching transition
     # The dispatched transition appended exactly one event, so its seq is next_seq - 1: stable
     # for every delivery concerning this transition.
     dispatch_seq = job.next_seq - 1
     ledger = EffectLedger(adapters.firestore, adapters.settings)
-    target: list[str] = []
-
-    def enqueue() -> None:
-        target.append(_send(adapters, job, route, dispatch_seq))
-
-    if not once(ledger, dispatch_key(job_id, dispatch_seq), enqueue):
+    key = dispatch_key(job_id, dispatch_seq)
+    skipped = DispatchOutcome(
+        "skipped", job_id, reason="already enqueued", dispatch_seq=dispatch_seq
+    )
+    if route == "tasks":
+        # A task is named after the job and dispatch, so Cloud Tasks itself refuses a second
+        # enqueue: no claim is needed, only the record that it was done. The delivery that
+        # made the transition knows nobody enqueued before it; a redelivery looks first.
+        if not won and ledger.is_done(key):
+            return skipped
+        target = _send(adapters, job, route, dispatch_seq)
+        ledger.mark_done(key)
         return DispatchOutcome(
-            "skipped", job_id, reason="already enqueued", dispatch_seq=dispatch_seq
+            "dispatched", job_id, route=route, dispatch_seq=dispatch_seq, target=target
         )
+    targets: list[str] = []
+
+    def start() -> None:
+        targets.append(_send(adapters, job, route, dispatch_seq))
+
+    # A workflow execution has no name to deduplicate on: claim, start, then mark done.
+    if not once(ledger, key, start):
+        return skipped
     return DispatchOutcome(
-        "dispatched", job_id, route=route, dispatch_seq=dispatch_seq, target=target[0]
+        "dispatched", job_id, route=route, dispatch_seq=dispatch_seq, target=targets[0]
     )
 
 
