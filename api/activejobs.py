@@ -76,6 +76,22 @@ class ActiveJobGauge:
         self._guard = threading.Lock()
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="active-jobs")
 
+    def _admitted_on_fresh_count(
+        self, tenant: str, limit: int, margin: int, arrived: float
+    ) -> bool:
+        """Admit on a count another caller made while this one waited for the tenant's lock
+        (a burst from a tenant not yet counted makes one count, not one per request)."""
+        if self._max_age_s <= 0:
+            return False
+        with self._guard:
+            estimate = self._estimates.get(tenant)
+            if estimate is None or estimate.at < arrived:
+                return False
+            if estimate.value + 1 > limit - margin:
+                return False
+            estimate.accepted_since += 1
+            return True
+
     def admit(self, tenant: str, limit: int) -> None:
         """Count one more active job for `tenant`, or raise TooManyActiveJobs.
 
@@ -104,7 +120,10 @@ class ActiveJobGauge:
         if far:
             self._background.submit(self._refresh, tenant)
             return
+        arrived = self._clock()
         with self._lock(tenant):
+            if self._admitted_on_fresh_count(tenant, limit, margin, arrived):
+                return
             now = self._clock()
             active = self._count(tenant)
             with self._guard:

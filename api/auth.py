@@ -159,6 +159,9 @@ class Authenticator:
         self._limiter = limiter
         self._cache = cache
         self._trust_gateway = trust_gateway
+        # Striped by key digest: a burst of requests with a key not yet cached (a new key, a
+        # restarted instance) makes one lookup, not one per request.
+        self._lookup_locks = [threading.Lock() for _ in range(64)]
 
     def identify(self, headers: Mapping[str, str]) -> Principal:
         if self._trust_gateway:
@@ -171,8 +174,11 @@ class Authenticator:
         digest = hash_key(plaintext)
         hit, key = self._cache.get(digest)
         if not hit:
-            key = self._lookup(plaintext)
-            self._cache.put(digest, key)
+            with self._lookup_locks[hash(digest) % len(self._lookup_locks)]:
+                hit, key = self._cache.get(digest)
+                if not hit:
+                    key = self._lookup(plaintext)
+                    self._cache.put(digest, key)
         if key is None or not key.active:
             raise MissingCredentials("the API key is not valid")
         return principal_from_key(key, self._tier_limit)

@@ -50,8 +50,11 @@ async def _load(
     import httpx
 
     latencies: list[float] = []
+    # (seconds into the run, latency ms): shows whether the slowest requests cluster.
+    timeline: list[tuple[float, float]] = []
     statuses: dict[str, int] = {}
-    deadline = time.perf_counter() + seconds
+    begin = time.perf_counter()
+    deadline = begin + seconds
     interval = (1.0 / rate) if rate else 0.0
     next_slot = time.perf_counter()
     lock = asyncio.Lock()
@@ -78,6 +81,7 @@ async def _load(
                     "/v2/exec", json={"prompt": f"bench {n}-{i}", "mode": "async"}
                 )
                 latencies.append((time.perf_counter() - started) * 1000)
+                timeline.append((round(started - begin, 3), round(latencies[-1], 1)))
                 statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
                 i += 1
 
@@ -93,6 +97,7 @@ async def _load(
         "rps": round(ok / elapsed, 1),
         "p50_ms": round(_pct(latencies, 50), 2),
         "p99_ms": round(_pct(latencies, 99), 2),
+        "slowest": sorted(timeline, key=lambda t: -t[1])[:12],
     }
 
 

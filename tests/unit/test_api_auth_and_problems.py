@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -134,3 +136,34 @@ def test_private_webhook_targets_are_refused(url: str) -> None:
 def test_public_webhook_targets_are_accepted() -> None:
     _check_webhook_target("https://example.com/hook", allow_private=False)
     _check_webhook_target("https://8.8.8.8/hook", allow_private=False)
+
+
+def test_a_burst_with_an_uncached_key_makes_one_lookup() -> None:
+    lookups: list[str] = []
+    gate = threading.Event()
+
+    def slow_lookup(plaintext: str) -> ApiKey | None:
+        lookups.append(plaintext)
+        gate.wait(2)  # every request of the burst arrives while the first lookup runs
+        return _key()
+
+    auth = Authenticator(
+        lookup=slow_lookup,
+        tier_limit=lambda tier: 100,
+        limiter=RateLimiter(None),
+        cache=KeyCache(60),
+        trust_gateway=False,
+    )
+    tenants: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: tenants.append(auth.identify({"x-api-key": KEY}).tenant))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert tenants == ["acme"] * 8
+    assert lookups == [KEY]
