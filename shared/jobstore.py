@@ -104,6 +104,17 @@ class Mutation:
 
     fields: dict[str, Any] = field(default_factory=dict)
     events: list[EventDraft] = field(default_factory=list)
+    # Other documents merged in the same atomic batch (e.g. a session index that must change
+    # exactly when the job's turn is recorded).
+    merges: list[DocMerge] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DocMerge:
+    """A `set(..., merge=True)` of another document, riding in a job write."""
+
+    ref: Any
+    data: Mapping[str, Any]
 
 
 @dataclass
@@ -418,6 +429,7 @@ class JobStore:
         guard: Callable[[JobRecord], None] | None = None,
         cursor: EventCursor | None = None,
         events_before: Sequence[EventDraft] = (),
+        merges: Sequence[DocMerge] = (),
     ) -> JobRecord:
         """Move a job to `target` if that is legal from its current state (and, when given,
         the current state is one of `expected` and `guard` does not raise). `fields` and
@@ -444,6 +456,7 @@ class JobStore:
                 event_data(job) if callable(event_data) else event_data,
             )
             mutation.events[:0] = events_before
+            mutation.merges.extend(merges)
             return mutation
 
         return self.mutate(job_id, decide, cursor=cursor)
@@ -556,10 +569,11 @@ class JobStore:
         reason: str | None = None,
         cursor: EventCursor | None = None,
         events: Sequence[EventDraft] = (),
+        merges: Sequence[DocMerge] = (),
     ) -> JobRecord:
         """running → terminal, only by the worker holding this attempt's lease, with the
-        run's last unwritten `events` in the same write. With the worker's event cursor the
-        usual case is one write and no read."""
+        run's last unwritten `events` and any `merges` in the same write. With the worker's
+        event cursor the usual case is one write and no read."""
         return self.transition(
             job_id,
             target,
@@ -570,6 +584,7 @@ class JobStore:
             event_data={"exit_code": result.exit_code if result else None},
             cursor=cursor,
             events_before=events,
+            merges=merges,
         )
 
     # ---- events --------------------------------------------------------------------------
@@ -627,7 +642,9 @@ class JobStore:
         # A claim's status event carries the attempt it starts; `state` learns it only once the
         # write has succeeded.
         attempt = int(fields.get("attempt", record.attempt))
-        _, job_time, head_time = self._write(job_id, fields, mutation.events, state, attempt)
+        _, job_time, head_time = self._write(
+            job_id, fields, mutation.events, state, attempt, mutation.merges
+        )
         if mutation.events:
             state.remember_head(state.next_seq + len(mutation.events), head_time)
         state.remember_job({**state.doc, **fields}, job_time)
@@ -640,6 +657,7 @@ class JobStore:
         drafts: list[EventDraft],
         state: EventCursor,
         attempt: int | None = None,
+        merges: Sequence[DocMerge] = (),
     ) -> tuple[list[JobEvent], Any, Any]:
         """One atomic batch: the job update (when `fields`, guarded by `state.job_time`), and
         with events the head update (guarded by `state.head_time`, or created) plus the event
@@ -677,6 +695,8 @@ class JobStore:
                 )
         for event in events:
             batch.create(self._event_ref(job_id, event.seq), _encode_event(event, self._event_ttl))
+        for merge in merges:  # after the job and head: the result indexes below stay valid
+            batch.set(merge.ref, dict(merge.data), merge=True)
         results = self._call(batch.commit)
         job_time = results[0].update_time if fields is not None else None
         head_time = results[1 if fields is not None else 0].update_time if events else None

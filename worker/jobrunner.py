@@ -18,7 +18,7 @@ from typing import Literal
 
 from shared.adapters import Adapters
 from shared.errors import CodexCloudError, PermanentError
-from shared.jobstore import EventCursor, LeaseLost, check_lease
+from shared.jobstore import DocMerge, EventCursor, LeaseLost, check_lease
 from shared.log import log_context
 from shared.metrics import CODEX_DURATION, WORKER_JOBS
 from shared.models import (
@@ -192,7 +192,7 @@ class JobRunner:
             # the batch in flight.
             unwritten = asyncio.create_task(batcher.detach())
             with timer.phase("collect"):
-                result = await asyncio.to_thread(
+                result, session_index = await asyncio.to_thread(
                     self._collect, job, root, workdir, before, outcome, batcher.raw, started
                 )
             with timer.phase("events"):
@@ -205,7 +205,13 @@ class JobRunner:
             status, error = _status_of(outcome, stop.reason)
             with timer.phase("finish"):
                 return await self._finish(
-                    job, status, result, error, batcher.cursor, events=last_events
+                    job,
+                    status,
+                    result,
+                    error,
+                    batcher.cursor,
+                    events=last_events,
+                    merges=[session_index] if session_index else [],
                 )
         except LeaseLost:
             log.warning("lease lost; another worker owns the job now")
@@ -302,19 +308,23 @@ class JobRunner:
         outcome: CodexOutcome,
         raw_events: list[dict[str, object]],
         started: float,
-    ) -> JobResult:
+    ) -> tuple[JobResult, DocMerge | None]:
+        """The job's result with its artifacts uploaded, and the session index update for the
+        final write (None when no session was saved)."""
         changes = diff(before, workdir)
         changed = [c.path for c in changes.changes]
         # Every artifact and the session state are independent uploads: send them side by
         # side, so this step costs about one round trip instead of six.
         # Slots: one per artifact, the session save, and the two uploads it waits for.
         with ThreadPoolExecutor(max_workers=len(ARTIFACTS) + 3) as pool:
-            session_saved = pool.submit(self._save_session, pool, job, root, workdir, outcome)
+            session_saved = pool.submit(
+                self._save_session, pool, job, root, workdir, changes.files, outcome
+            )
             artifacts = self._upload_artifacts(
                 pool, job, workdir, changes.patch, changed, outcome, raw_events
             )
-            session_saved.result()
-        return JobResult(
+            session_index = session_saved.result()
+        result = JobResult(
             exit_code=outcome.exit_code,
             final_message=outcome.final_message,
             usage=TokenUsage.model_validate(outcome.usage) if outcome.usage else None,
@@ -326,6 +336,7 @@ class JobRunner:
             stderr_tail="\n".join(outcome.stderr_tail[-20:]) or None,
             artifacts=artifacts,
         )
+        return result, session_index
 
     def _save_session(
         self,
@@ -333,25 +344,27 @@ class JobRunner:
         job: JobRecord,
         root: Path,
         workdir: Path,
+        files: tuple[str, ...],
         outcome: CodexOutcome,
-    ) -> None:
+    ) -> DocMerge | None:
+        """Upload the turn's session state and workspace (`files`: all files in it now);
+        returns the index update for the final write."""
         if not outcome.thread_id:
-            return
+            return None
         try:
             state = pack_session_state(root / "codex" / "codex-home", outcome.thread_id)
-            workspace = archive_changed(workdir, list(snapshot(workdir).files))
-            self.sessions.save(
-                session_id=job.session_id,
-                tenant=job.tenant,
-                thread_id=outcome.thread_id,
-                job_id=job.job_id,
-                worker_id=self.worker_id,
-                state=state,
-                workspace=workspace,
-                pool=pool,
-            )
+            workspace = archive_changed(workdir, files)
+            self.sessions.upload(job.session_id, state=state, workspace=workspace, pool=pool)
         except (CodexCloudError, OSError, LookupError) as exc:
             log.warning("session state not saved: %s", exc)
+            return None
+        return self.sessions.index(
+            session_id=job.session_id,
+            tenant=job.tenant,
+            thread_id=outcome.thread_id,
+            job_id=job.job_id,
+            worker_id=self.worker_id,
+        )
 
     def _upload_artifacts(
         self,
@@ -387,6 +400,7 @@ class JobRunner:
         error: JobError | None,
         cursor: EventCursor | None = None,
         events: list[EventDraft] | None = None,
+        merges: list[DocMerge] | None = None,
     ) -> JobRecord:
         WORKER_JOBS.labels(outcome=status.value).inc()
         return await asyncio.to_thread(
@@ -400,6 +414,7 @@ class JobRunner:
             reason=error.message if error else None,
             cursor=cursor,
             events=events or [],
+            merges=merges or [],
         )
 
     async def _hand_back(self, job: JobRecord, reason: StopReason) -> None:

@@ -1,6 +1,7 @@
 """Follow-up turns on any worker: after each turn the codex session state and the workspace
-are saved to the sessions bucket and indexed in `sessions/{session_id}`; before a resumed turn
-they are restored, so `codex exec resume` works wherever the job lands."""
+are saved to the sessions bucket and indexed in `sessions/{session_id}` (by the job's final
+write); before a resumed turn they are restored, so `codex exec resume` works wherever the job
+lands."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from google.cloud import firestore
 
 from shared.adapters.storage import BlobStore
 from shared.errors import PermanentError
+from shared.jobstore import DocMerge
 
 SESSIONS_COLLECTION = "sessions"
 STATE_OBJECT = "codex-state.tar.gz"
@@ -63,20 +65,12 @@ class SessionStore:
             return None
         return self._blobs.get(self._bucket, f"{session_id}/{WORKSPACE_OBJECT}")
 
-    def save(
-        self,
-        *,
-        session_id: str,
-        tenant: str,
-        thread_id: str,
-        job_id: str,
-        worker_id: str,
-        state: bytes,
-        workspace: bytes,
-        pool: Executor | None = None,
+    def upload(
+        self, session_id: str, *, state: bytes, workspace: bytes, pool: Executor | None = None
     ) -> None:
-        """Upload both archives (side by side when given a pool), then index the turn: the
-        index is written last, so a resume never finds it pointing at missing objects."""
+        """Upload both archives of a turn (side by side when given a pool). The index is
+        written after this (see `index`), so a resume never finds it pointing at missing
+        objects."""
         uploads = [(STATE_OBJECT, state), (WORKSPACE_OBJECT, workspace)]
 
         def put(name: str, data: bytes) -> None:
@@ -90,7 +84,14 @@ class SessionStore:
         else:
             for future in [pool.submit(put, name, data) for name, data in uploads]:
                 future.result()
-        self._docs.document(session_id).set(
+
+    def index(
+        self, *, session_id: str, tenant: str, thread_id: str, job_id: str, worker_id: str
+    ) -> DocMerge:
+        """The index update of a saved turn, for the job's final write to carry: the session
+        moves on exactly when the job's turn is recorded, in one atomic write."""
+        return DocMerge(
+            self._docs.document(session_id),
             {
                 "tenant": tenant,
                 "thread_id": thread_id,
@@ -99,5 +100,4 @@ class SessionStore:
                 "turns": firestore.Increment(1),
                 "updated_at": datetime.now(UTC),
             },
-            merge=True,
         )

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from google.cloud import firestore
 
 from shared.adapters import Adapters
 from shared.errors import Conflict, IllegalTransition, NotFound
-from shared.jobstore import EventCursor, JobStore, LeaseLost
+from shared.jobstore import DocMerge, EventCursor, JobStore, LeaseLost
 from shared.lifecycle import LEGAL_TRANSITIONS
 from shared.models import (
     Channel,
@@ -161,8 +162,18 @@ def test_finish_with_the_workers_cursor_writes_without_reading(
         return real_call(fn)
 
     monkeypatch.setattr(store, "_call", recording)
-    done = store.finish(job_id, JobStatus.SUCCEEDED, worker_id="w1", attempt=1, cursor=cursor)
+    # Another document (a session index) changes in the same write as the job.
+    index = store._client.collection("sessions").document(f"s-{job_id}")
+    done = store.finish(
+        job_id,
+        JobStatus.SUCCEEDED,
+        worker_id="w1",
+        attempt=1,
+        cursor=cursor,
+        merges=[DocMerge(index, {"turns": firestore.Increment(1), "last_job_id": job_id})],
+    )
     assert reads == ["commit"]  # one write, no read
+    assert index.get().to_dict() == {"turns": 1, "last_job_id": job_id}
     assert done.status is JobStatus.SUCCEEDED
     stored = store.require_job(job_id)
     assert stored.status is JobStatus.SUCCEEDED

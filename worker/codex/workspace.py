@@ -374,6 +374,8 @@ class WorkspaceDiff:
     changes: tuple[FileChange, ...]
     patch: str
     truncated: bool = False
+    # Every file present afterwards (what a session save archives, without walking again).
+    files: tuple[str, ...] = ()
 
     @property
     def paths(self) -> list[str]:
@@ -474,7 +476,12 @@ def diff(before: Snapshot, root: Path, *, max_patch_bytes: int = 2 * 1024 * 1024
             continue
         size += len(text)
         chunks.append(text)
-    return WorkspaceDiff(changes=tuple(changes), patch="".join(chunks), truncated=truncated)
+    return WorkspaceDiff(
+        changes=tuple(changes),
+        patch="".join(chunks),
+        truncated=truncated,
+        files=tuple(after.files),
+    )
 
 
 def archive_changed(root: Path, files: Iterable[str | FileChange]) -> bytes:
