@@ -345,7 +345,7 @@ class Stack:
         self._spawn(
             "tasks",
             [
-                # The emulator with a 10 ms queue scan and Cloud-Tasks-like retry backoff
+                # The emulator woken by each new task, with Cloud-Tasks-like retry backoff
                 # (decision 0015).
                 str(preflight.tasks_emulator_python()),
                 str(Path(__file__).with_name("tasks_emulator.py")),
