@@ -283,6 +283,8 @@ async def _run(
             "failed", None, state, started, error=f"cannot start codex: {exc}", final=None
         )
     state.pid = proc.pid
+    # Everything of this run starts after this (the leftover sweep skips older processes).
+    since = procs.start_time(proc.pid)
     logger.info("codex started pid=%s resume=%s", proc.pid, spec.resume_thread_id)
     assert proc.stdout is not None
     assert proc.stderr is not None
@@ -317,7 +319,7 @@ async def _run(
         if beat is not None:
             beat.cancel()
         # Anything still carrying the marker outlived codex (e.g. a detached grandchild).
-        killed += await procs.sweep(marker, proc.pid, spec.kill_grace_s)
+        killed += await procs.sweep(marker, proc.pid, spec.kill_grace_s, since)
         _, pending = await asyncio.wait(pumps, timeout=_DRAIN_TIMEOUT_S)
         for task in pending:
             task.cancel()

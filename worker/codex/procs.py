@@ -88,22 +88,40 @@ def descendants(root: int) -> set[ProcId]:
     return found
 
 
-def collect_marked(marker: str) -> set[ProcId]:
-    """Live processes whose environment carries this run's marker."""
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot), None if it is gone."""
+    st = _stat(pid)
+    return st.start_time if st is not None else None
+
+
+def collect_marked(marker: str, since: int | None = None) -> set[ProcId]:
+    """Live processes whose environment carries this run's marker. With ``since`` (the run's
+    start time), processes that started earlier are skipped without reading their
+    environment: they cannot have inherited the marker."""
+    return _scan(marker, since, pgid=None)
+
+
+def _scan(marker: str, since: int | None, pgid: int | None) -> set[ProcId]:
+    """One pass over /proc: the marked processes, plus members of group ``pgid``."""
     needle = f"{RUN_MARKER_VAR}={marker}".encode()
     found: set[ProcId] = set()
     own = os.getpid()
     for pid in _pids():
         if pid == own:
             continue
+        st = _stat(pid)
+        if st is None or st.state in ("Z", "X"):
+            continue
+        if pgid is not None and st.pgid == pgid:
+            found.add(ProcId(pid, st.start_time))
+            continue
+        if since is not None and st.start_time < since:
+            continue
         try:
             environ = (_PROC / str(pid) / "environ").read_bytes()
         except OSError:
             continue
-        if needle not in environ.split(b"\0"):
-            continue
-        st = _stat(pid)
-        if st is not None and st.state not in ("Z", "X"):
+        if needle in environ.split(b"\0"):
             found.add(ProcId(pid, st.start_time))
     return found
 
@@ -137,26 +155,31 @@ def signal_tree(root: int, ids: set[ProcId], sig: signal.Signals) -> None:
                 os.kill(pid_id.pid, sig)
 
 
-async def wait_gone(ids: set[ProcId], marker: str, deadline: float) -> set[ProcId]:
+async def wait_gone(
+    ids: set[ProcId], marker: str, deadline: float, since: int | None = None
+) -> set[ProcId]:
     """Poll /proc until neither ``ids`` nor marked processes live, or ``deadline`` passes.
 
     Polling because these processes are not our children: nothing signals their exit.
     Returns the survivors.
     """
     while True:
-        survivors = alive(ids) | collect_marked(marker)
+        survivors = alive(ids) | await asyncio.to_thread(collect_marked, marker, since)
         if not survivors or time.monotonic() >= deadline:
             return survivors
         await asyncio.sleep(_POLL_S)
 
 
-async def sweep(marker: str, root: int, grace: float) -> int:
-    """Kill leftovers of a finished run (TERM, then KILL after ``grace``); returns their count."""
-    leftovers = collect_marked(marker) | group_members(root)
+async def sweep(marker: str, root: int, grace: float, since: int | None = None) -> int:
+    """Kill leftovers of a finished run (TERM, then KILL after ``grace``); returns their count.
+
+    ``since`` is the run's start time (see `collect_marked`). The /proc scan runs off the event
+    loop: on a busy worker it reads hundreds of files, and other jobs' output waits meanwhile."""
+    leftovers = await asyncio.to_thread(_scan, marker, since, root)
     if not leftovers:
         return 0
     signal_tree(root, leftovers, signal.SIGTERM)
-    survivors = await wait_gone(leftovers, marker, time.monotonic() + grace)
+    survivors = await wait_gone(leftovers, marker, time.monotonic() + grace, since)
     if survivors:
         signal_tree(root, survivors, signal.SIGKILL)
     return len(leftovers)
