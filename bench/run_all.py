@@ -168,6 +168,7 @@ def api_section(
             fig["submit_half.rps"] = half["rps"]
             fig["submit_half.p50_ms"] = half["p50_ms"]
             fig["submit_half.p99_ms"] = half["p99_ms"]
+            fig["submit_half.warmup_max_ms"] = half["warmup_max_ms"]
             for transport in ("sse", "ws"):
                 for scale in SCALES:
                     stack.reset_state()
@@ -370,8 +371,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         "(1 and 8 threads). A submission makes one batched Firestore write (the job and its "
         "first event); the API-key lookup is cached and the active-jobs count runs at most "
         "once a second per tenant. At the maximum rate the load generator, the API and the "
-        "emulator share the machine's cores (profiled here at about 45 %, 55 % and 80 % of a "
-        "core), so CPU, not the emulator's write path, is what bounds it on a small machine.",
+        "emulator share the machine's cores, so CPU, not the emulator's write path, is what "
+        "bounds it on a small machine. Each load run first sends one untimed request per "
+        "connection (connection set-up, the new key's first lookup); the worst of those is "
+        "`submit_half.warmup_max_ms`.",
+        "- The Firestore and Pub/Sub emulators run with `-XX:TieredStopAtLevel=1 "
+        "-XX:+UseSerialGC` (`CODEX_CLOUD_EMULATOR_JVM_FLAGS`, decision 0016).",
         "- The worker ratio includes codex itself running slower beside the worker's event "
         "writes on the same cores, and the claim, artifact and session uploads and the final "
         "write; each job logs its per-phase times (`phases_ms`).",
@@ -392,8 +397,10 @@ def main() -> None:
     configure_logging("WARNING")
     log.setLevel(logging.INFO)
     repeats = 1 if args.quick else args.repeats
-    runs = 3 if args.quick else 5
-    seconds = 2.0 if args.quick else 3.0
+    # The worker comparison needs >= 20 interleaved runs of each kind per repeat to be steadier
+    # than the few per cent it measures; a p99 needs a few hundred requests.
+    runs = 3 if args.quick else 20
+    seconds = 2.0 if args.quick else 5.0
     events = 10 if args.quick else 20
     samples = 2 if args.quick else 4
     started = time.monotonic()
