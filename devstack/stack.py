@@ -131,10 +131,15 @@ class Stack:
         self.workspace_root = Path(tempfile.gettempdir()) / f"codex-cloud-{run_id}"
         self._stop_sweeper = threading.Event()
         self._sweeper_thread: threading.Thread | None = None
+        self._running = False
 
     # ---- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> Stack:
+        """Start everything; a stack already running is returned as it is, so
+        `with Stack(...).start() as stack:` does not start a second copy beside the first."""
+        if self._running:
+            return self
         preflight.require_runtime()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -142,9 +147,11 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+        self._running = True
         return self
 
     def stop(self) -> None:
+        self._running = False
         self._stop_sweeper.set()
         if self._sweeper_thread is not None:
             self._sweeper_thread.join(timeout=5)
