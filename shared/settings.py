@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=30, ge=5, le=600)
     # Interval of lease renewals and worker-registry updates.
     heartbeat_seconds: int = Field(default=10, ge=1, le=300)
-    # A job dispatched this long ago that never started is redispatched by the sweeper.
+    # A job queued this long and never dispatched, or dispatched this long ago and never
+    # started, is (re)dispatched by the sweeper.
     dispatch_stale_seconds: int = Field(default=120, ge=5)
     # Job events expire (Firestore TTL on expire_at) after this many days.
     event_ttl_days: int = Field(default=30, ge=1)

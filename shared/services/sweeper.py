@@ -1,6 +1,8 @@
 """The sweeper (Cloud Scheduler → HTTP function): recovers jobs nobody is moving.
 
 - running with an expired lease → queued while attempts remain, else failed;
+- queued but never dispatched for `dispatch_stale_seconds` (the event that should have
+  dispatched it was lost) → dispatched now, by the same guarded dispatch the trigger runs;
 - dispatched but never started for `dispatch_stale_seconds` → queued (re-triggers dispatch);
 - non-terminal past `deadline_at` → timed_out (a running one also gets `cancel_requested`, and
   its worker is asked to stop).
@@ -17,10 +19,11 @@ from typing import TYPE_CHECKING, Literal
 
 import httpx
 
-from shared.errors import IllegalTransition, NotFound
+from shared.errors import CodexCloudError, IllegalTransition, NotFound
 from shared.metrics import STUCK_JOBS, SWEEPER_ACTIONS
 from shared.models import JobError, JobRecord, JobStatus
 from shared.services.common import utcnow
+from shared.services.dispatch import dispatch_job
 from shared.services.routing import worker_url_for
 
 if TYPE_CHECKING:
@@ -186,6 +189,22 @@ def sweep(adapters: Adapters, *, now: datetime | None = None) -> SweepSummary:
             summary.record(action, job.job_id)
 
     before = now - timedelta(seconds=adapters.settings.dispatch_stale_seconds)
+    for job in store.query_by_status(
+        JobStatus.QUEUED, field_name="updated_at", before=before, limit=BATCH
+    ):
+        stuck.add(job.job_id)
+        try:
+            outcome = dispatch_job(adapters, job.job_id)
+        except CodexCloudError as exc:
+            summary.errors += 1
+            log.warning(
+                "dispatch of a stale queued job failed",
+                extra={"fields": {"job_id": job.job_id, "error": exc.detail}},
+            )
+            continue
+        if outcome.status == "dispatched":
+            summary.record("redispatched", job.job_id)
+
     for job in store.query_by_status(
         JobStatus.DISPATCHED, field_name="dispatched_at", before=before, limit=BATCH
     ):

@@ -525,6 +525,28 @@ def test_sweeper_redispatches_a_stale_dispatch(adapters: Adapters, fake_worker: 
     assert sweep(adapters, now=datetime.now(UTC)).redispatched == []
 
 
+def test_sweeper_dispatches_a_queued_job_whose_event_was_lost(
+    stack: Stack, adapters: Adapters, fake_worker: FakeServer
+) -> None:
+    # The dispatcher is down when the job is created: the creation event is not delivered
+    # (the emulator, like a trigger without retries, does not send it again).
+    dispatcher = stack.processes["fn-on_job_written"]
+    dispatcher.stop()
+    try:
+        request = JobRequest(prompt="[[script:hello]] hi", session_id=affine_session())
+        job = adapters.jobs.create_job(request, tenant="t1", channel=Channel.HTTP).job
+    finally:
+        dispatcher.start()
+        dispatcher.wait_port("127.0.0.1", stack.ports["fn-on_job_written"], timeout_s=60)
+    assert adapters.jobs.require_job(job.job_id).status is JobStatus.QUEUED
+    assert sweep(adapters, now=datetime.now(UTC)).redispatched == []  # not stale yet
+
+    later = datetime.now(UTC) + timedelta(seconds=adapters.settings.dispatch_stale_seconds + 1)
+    assert job.job_id in sweep(adapters, now=later).redispatched
+    wait_status(adapters, job.job_id, JobStatus.DISPATCHED)
+    fake_worker.wait_for(lambda reqs: any(job.job_id in r.path for r in reqs))
+
+
 def test_sweeper_times_out_overdue_jobs_and_flags_running_ones(
     stack: Stack, adapters: Adapters, fake_worker: FakeServer
 ) -> None:
