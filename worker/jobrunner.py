@@ -148,6 +148,10 @@ class JobRunner:
         )
         heartbeat = asyncio.create_task(self._heartbeat(job, stop, batcher.cursor))
         started = time.monotonic()
+        # Events taken from the batcher for the final write; written here if that write never
+        # happens (an error in between, a lost lease), so the stream keeps them either way.
+        unwritten: asyncio.Task[list[EventDraft]] | None = None
+        landed = False
         try:
             remaining_s = (job.deadline_at - datetime.now(UTC)).total_seconds()
             if remaining_s <= 0:
@@ -201,10 +205,11 @@ class JobRunner:
                     await asyncio.to_thread(
                         store.append_events, job.job_id, last_events, cursor=batcher.cursor
                     )
+                    landed = True
                     last_events = []
             status, error = _status_of(outcome, stop.reason)
             with timer.phase("finish"):
-                return await self._finish(
+                final = await self._finish(
                     job,
                     status,
                     result,
@@ -213,6 +218,8 @@ class JobRunner:
                     events=last_events,
                     merges=[session_index] if session_index else [],
                 )
+                landed = True
+                return final
         except LeaseLost:
             log.warning("lease lost; another worker owns the job now")
             return None
@@ -220,8 +227,24 @@ class JobRunner:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            if unwritten is not None and not landed:
+                await self._write_leftover_events(job.job_id, unwritten, batcher.cursor)
             if not batcher.closed:
                 await batcher.close()
+
+    async def _write_leftover_events(
+        self, job_id: str, unwritten: asyncio.Task[list[EventDraft]], cursor: EventCursor
+    ) -> None:
+        """Best effort: the run's last events, when the final write that should have carried
+        them did not happen."""
+        try:
+            events = await unwritten
+            if events:
+                await asyncio.to_thread(
+                    self.adapters.jobs.append_events, job_id, events, cursor=cursor
+                )
+        except CodexCloudError as exc:
+            log.warning("the run's last events were not written: %s", exc.detail)
 
     def _prepare(self, job: JobRecord, root: Path, workdir: Path) -> SessionState | None:
         # A first attempt of a job that named no session starts one: nothing to look up. A

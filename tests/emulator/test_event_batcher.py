@@ -4,11 +4,13 @@ order, and at the end of a run the unwritten tail is handed to the final write."
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from shared.adapters import Adapters
 from shared.jobstore import EventCursor, JobStore
 from shared.models import Channel, EventDraft, JobRequest, JobStatus, MessageType
 from worker.events import EventBatcher
+from worker.jobrunner import JobRunner
 
 
 def _running_job(store: JobStore) -> tuple[str, EventCursor]:
@@ -66,3 +68,22 @@ def test_close_writes_everything_queued(isolated_adapters: Adapters) -> None:
 
     asyncio.run(run())
     assert [e.data["n"] for e in store.list_events(job_id, after_seq=2)] == list(range(7))
+
+
+def test_events_taken_for_a_final_write_that_never_came_are_still_written(
+    isolated_adapters: Adapters,
+) -> None:
+    store = isolated_adapters.jobs
+    job_id, cursor = _running_job(store)
+    runner = JobRunner(isolated_adapters, Path("/bin/true"), "w1")
+
+    async def run() -> None:
+        batcher = EventBatcher(store, job_id, flush_s=5.0, max_batch=50, cursor=cursor)
+        for n in (1, 2):
+            await batcher.add(_output(n))
+        # The runner took the tail for its final write, which then failed (say, a lost lease).
+        unwritten = asyncio.create_task(batcher.detach())
+        await runner._write_leftover_events(job_id, unwritten, batcher.cursor)
+
+    asyncio.run(run())
+    assert [e.data["n"] for e in store.list_events(job_id, after_seq=2)] == [1, 2]

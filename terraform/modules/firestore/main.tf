@@ -67,7 +67,8 @@ locals {
         { path = "dispatched_at", order = "ASCENDING" },
       ]
     }
-    # Jobs that have not changed for too long (operational queries).
+    # Jobs that have not changed for too long: queued jobs nobody dispatched (sweeper) and
+    # operational queries.
     jobs_by_status_updated = {
       collection = local.jobs
       fields = [
