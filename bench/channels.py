@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from bench.common import cpu_seconds
 from devstack.stack import Stack, StackOptions
 from shared.adapters import Adapters
 from shared.log import configure_logging
@@ -265,18 +266,66 @@ def measure_channels(stack: Stack, adapters: Adapters, samples: int) -> dict[str
     return report
 
 
+def _cpu_group(name: str) -> str:
+    if name.startswith("worker"):
+        return "worker"
+    if name.startswith("fn-") or name == "api":
+        return "functions"
+    if name == "model":
+        return "model"
+    return "emulators"
+
+
+def _cpu_now(stack: Stack) -> tuple[dict[str, float], dict[str, float]]:
+    """CPU seconds so far by group — codex (the workers' descendants), the worker processes,
+    functions and API, the scripted model, emulators and local stand-ins, this process — and
+    by stack process (with its descendants)."""
+    pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
+    groups: dict[str, float] = {"codex": 0.0}
+    per_process: dict[str, float] = {}
+    for name, (own, below) in cpu_seconds(pids).items():
+        group = _cpu_group(name)
+        groups[group] = groups.get(group, 0.0) + own
+        groups["codex" if group == "worker" else group] += below
+        per_process[name] = own + below
+    me = os.times()
+    groups["bench"] = me.user + me.system
+    groups["bench_children"] = me.children_user + me.children_system
+    return groups, per_process
+
+
+def _cpu_ms_per_job(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    return {k: round((after[k] - before.get(k, 0.0)) * 1000 / n, 1) for k in after}
+
+
 def measure_throughput(stack: Stack, adapters: Adapters, n: int) -> dict[str, Any]:
-    """N jobs submitted at once through Pub/Sub vs N raw codex runs all in parallel."""
+    """N jobs submitted at once through Pub/Sub vs N raw codex runs all in parallel, with the
+    CPU each side spent per job, by process group (on a small machine the emulators share
+    the cores with codex)."""
+    cpu0, proc0 = _cpu_now(stack)
     pipeline = throughput(adapters, n)
+    cpu1, proc1 = _cpu_now(stack)
     t0 = time.monotonic()
     asyncio.run(raw_codex_runs(stack.urls["model"] + "/v1", n, n))
     raw_tp = n / (time.monotonic() - t0)
+    cpu2, _ = _cpu_now(stack)
+    pipe_cpu = _cpu_ms_per_job(cpu0, cpu1, n)
+    pipe_cpu.pop("bench_children", None)
+    raw_cpu = _cpu_ms_per_job(cpu1, cpu2, n)
     return {
         "pipeline_pubsub": round(pipeline, 3),
         "raw_codex_parallel": round(raw_tp, 3),
         "ratio": round(pipeline / raw_tp, 3),
         "n": n,
         "worker_slots_total": stack.options.workers * stack.options.worker_slots,
+        "pipeline_cpu_ms_per_job": pipe_cpu,
+        "pipeline_cpu_ms_per_job_by_process": _cpu_ms_per_job(proc0, proc1, n),
+        # Raw codex runs are this process's children; the model server answers both sides.
+        "raw_cpu_ms_per_job": {
+            "codex": raw_cpu["bench_children"],
+            "model": raw_cpu["model"],
+            "bench": raw_cpu["bench"],
+        },
     }
 
 

@@ -101,32 +101,76 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def rss_tree_kb(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, in KiB."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(pid)
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                rss[pid] = int(line.split()[1])
-    total, todo, seen = 0, [root_pid], set()
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(root_pid: int, children: dict[int, list[int]]) -> list[int]:
+    out, todo, seen = [], [root_pid], set()
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        total += rss.get(pid, 0)
+        out.append(pid)
         todo.extend(children.get(pid, []))
+    return out
+
+
+_ProcScan = tuple[dict[int, list[int]], dict[int, list[str]], dict[int, str]]
+
+
+def _scan_proc(with_status: bool) -> _ProcScan:
+    """One pass over /proc: children by parent, each process's stat fields after the name
+    and (when asked) its status text."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    statuses: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if with_status:
+                statuses[int(entry.name)] = (entry / "status").read_text()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        stats[pid] = fields
+        children.setdefault(int(fields[1]), []).append(pid)
+    return children, stats, statuses
+
+
+def rss_tree_kb(root_pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    children, _, statuses = _scan_proc(with_status=True)
+    total = 0
+    for pid in _descendants(root_pid, children):
+        for line in statuses.get(pid, "").splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
     return total
+
+
+def cpu_seconds(root_pids: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """Per named process: (its own CPU seconds, CPU seconds of its descendants, live and
+    reaped). Differences of two calls give the CPU spent in between, including processes
+    that started and ended in the meantime."""
+    children, stats, _ = _scan_proc(with_status=False)
+
+    def own(pid: int) -> float:
+        f = stats.get(pid)
+        return (int(f[11]) + int(f[12])) / _TICKS_PER_S if f else 0.0
+
+    def reaped(pid: int) -> float:
+        f = stats.get(pid)
+        return (int(f[13]) + int(f[14])) / _TICKS_PER_S if f else 0.0
+
+    out: dict[str, tuple[float, float]] = {}
+    for name, root in root_pids.items():
+        tree = _descendants(root, children)
+        below = sum(own(p) for p in tree[1:]) + sum(reaped(p) for p in tree)
+        out[name] = (own(root), below)
+    return out
 
 
 class PeakSampler:

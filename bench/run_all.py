@@ -264,6 +264,11 @@ def pipeline_section(repeats: int, samples: int, details: dict[str, Any]) -> lis
                 fig[f"throughput.pipeline_jobs_per_s@{scale}x"] = tp["pipeline_pubsub"]
                 fig[f"throughput.raw_jobs_per_s@{scale}x"] = tp["raw_codex_parallel"]
                 fig[f"throughput.ratio@{scale}x"] = tp["ratio"]
+                for side in ("pipeline", "raw"):
+                    per_job: dict[str, float] = tp[f"{side}_cpu_ms_per_job"]
+                    for group, ms in per_job.items():
+                        fig[f"cpu.{side}.{group}_ms_per_job@{scale}x"] = ms
+                    fig[f"cpu.{side}.total_ms_per_job@{scale}x"] = round(sum(per_job.values()), 1)
             details.setdefault("pipeline", []).append({"channels": rep, "throughput": tps})
             out.append(fig)
     return out
@@ -316,6 +321,7 @@ SECTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("Progress latency (event append → client)", lambda n: n.startswith("progress")),
     ("Channels (submit → terminal; overhead = latency - raw codex p50)", lambda n: "channel." in n),
     ("Pipeline throughput", lambda n: n.startswith("throughput.")),
+    ("CPU per job in the throughput runs, by process group", lambda n: n.startswith("cpu.")),
     ("Memory", lambda n: n.startswith("memory.")),
 )
 
@@ -323,7 +329,9 @@ SECTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
 def scaling_rows(figures: dict[str, dict[str, Any]]) -> list[str]:
     """One line per scaled figure: value at 1x/4x/16x and the efficiency of each step."""
     suffixes = tuple(f"@{s}x" for s in SCALES)
-    bases = sorted({n.split("@")[0] for n in figures if n.endswith(suffixes)})
+    bases = sorted(
+        {n.split("@")[0] for n in figures if n.endswith(suffixes) and not n.startswith("cpu.")}
+    )
     lines = [
         "| figure | 1x | 4x | 16x | 1x→4x | 4x→16x |",
         "|---|---:|---:|---:|---:|---:|",
@@ -432,6 +440,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         "- Channel overheads are latency p50 minus the p50 of raw codex runs interleaved with "
         "the channel samples.",
         "- Raw codex in the throughput baseline runs all jobs at once, unbounded by worker slots.",
+        "- CPU per job: CPU seconds each process group spent during a throughput burst (from "
+        "/proc, every descendant included), divided by the jobs. `codex` is what the workers' "
+        "children used; `worker` the worker processes themselves; `functions` the Cloud Run "
+        "functions and the API; `emulators` the Firestore, Pub/Sub, Cloud Tasks, Storage and "
+        "Workflows emulators, Redis and the Eventarc stand-in (managed services off the machine "
+        "in production); `model` the scripted model server; `bench` this process (publishing, "
+        "its completion listener). Idle work during the burst (sweeps, heartbeats) is "
+        "included. On two cores both sides are CPU-bound from 2 jobs on, so the throughput "
+        "ratio follows the CPU totals.",
         "",
     ]
     return "\n".join(lines)

@@ -4,13 +4,14 @@
 The emulator's threads (one per queue, plus its processor, API and main loops) each sleep
 100 ms between scans, and a failed dispatch is retried on the next scan, without backoff. That
 costs each task ~50 ms of pickup delay on average, and a worker answering 429 gets hammered
-ten times a second per waiting task. Here a created task wakes the queue threads at once, an
-idle scan still runs every `--idle-scan-ms` (for tasks whose retry backoff has run out), and a
+ten times a second per waiting task. Here a created task wakes the queue threads at once, so
+does the moment a scheduled task (a webhook retry, a dispatch backing off) comes due, and a
 failed dispatch is rescheduled with exponential backoff, as Cloud Tasks does with a queue's
-retry config (min/max backoff). Scanning every 10 ms instead would cost a steady ~3 % of a core
-in wake-ups. Everything else is the emulator's own behaviour.
+retry config (min/max backoff). The idle scan (`--idle-scan-ms`) is only a safety net:
+scanning every 10 ms instead would cost a steady ~3 % of a core in wake-ups, every 50 ms ~1 %.
+Everything else is the emulator's own behaviour.
 
-    python devstack/tasks_emulator.py [--idle-scan-ms 50] [--min-backoff-ms 100]
+    python devstack/tasks_emulator.py [--idle-scan-ms 1000] [--min-backoff-ms 100]
         [--max-backoff-ms 2000] start --port P ...
 """
 
@@ -44,6 +45,21 @@ class Waker:
             self._cond.wait_for(lambda: self._generation != seen, timeout_s)
             self._seen.generation = self._generation
 
+    def notify_in(self, delay_s: float) -> None:
+        """Wake the sleepers once `delay_s` has passed (when a scheduled task comes due)."""
+        timer = threading.Timer(max(0.0, delay_s) + 0.001, self.notify)
+        timer.daemon = True
+        timer.start()
+
+
+def _seconds_until(when: Any) -> float | None:
+    """Seconds until a task's schedule time, None when it has none or it has passed."""
+    stamp = getattr(when, "timestamp", None)
+    if stamp is None:
+        return None
+    delay = float(stamp()) - time.time()
+    return delay if delay > 0 else None
+
 
 def _option(argv: list[str], name: str, default: float) -> float:
     if name in argv:
@@ -56,7 +72,7 @@ def _option(argv: list[str], name: str, default: float) -> float:
 
 def main() -> None:
     argv = sys.argv[1:]
-    idle_scan_s = _option(argv, "--idle-scan-ms", 50) / 1000
+    idle_scan_s = _option(argv, "--idle-scan-ms", 1000) / 1000
     min_backoff_s = _option(argv, "--min-backoff-ms", 100) / 1000
     max_backoff_s = _option(argv, "--max-backoff-ms", 2000) / 1000
 
@@ -81,6 +97,9 @@ def main() -> None:
     def create_and_wake(self: Any, queue: str, task: Any) -> Any:
         created = create(self, queue, task)
         waker.notify()
+        delay = _seconds_until(getattr(created, "schedule_time", None))
+        if delay is not None:
+            waker.notify_in(delay)
         return created
 
     server.QueueState.create_task = create_and_wake
@@ -96,6 +115,7 @@ def main() -> None:
         if dispatched and requeued:  # the emulator put it back after a failed dispatch
             delay = min(max_backoff_s, min_backoff_s * 2 ** max(0, task.dispatch_count - 1))
             task.schedule_time = datetime.now(UTC) + timedelta(seconds=delay)
+            waker.notify_in(delay)
         return task
 
     server.QueueState.submit_task = submit_with_backoff
