@@ -82,6 +82,7 @@ TARGETS = (
 UNITS = {
     "writes_per_s": "writes/s",
     "jobs_per_s": "jobs/s",
+    "_ms_per_job": "ms CPU/job",
     "rps": "req/s",
     "lost": "events",
     "_mib": "MiB",
