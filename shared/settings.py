@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     workspace_root: str = "/tmp/codex-cloud-workspaces"
     # codex sandbox: workspace-write needs user namespaces; danger-full-access relies on the pod.
     sandbox_mode: SandboxMode = "workspace-write"
+    # codex's bundled skills (skill-installer, imagegen, ...): off, a job neither needs them
+    # nor pays for installing them and sending their descriptions to the model on every run.
+    codex_bundled_skills: bool = False
     # Path of the codex binary; default: the pinned one under node_modules.
     codex_bin: str | None = None
     # URL other components use to reach this worker (StatefulSet pod DNS in GKE).

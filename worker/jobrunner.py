@@ -296,7 +296,12 @@ class JobRunner:
             stream_idle_timeout_ms=s.model_stream_idle_timeout_ms,
         )
         home = prepare_codex_home(
-            root / "codex", CodexConfig(provider=provider, sandbox_mode=s.sandbox_mode)
+            root / "codex",
+            CodexConfig(
+                provider=provider,
+                sandbox_mode=s.sandbox_mode,
+                bundled_skills=s.codex_bundled_skills,
+            ),
         )
         resume = None
         if session is not None and session.thread_id:

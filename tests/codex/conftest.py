@@ -58,9 +58,14 @@ class CodexJob:
     events: list[dict[str, Any]] = field(default_factory=list)
     home: CodexHome | None = None
     sandbox_mode: SandboxMode = "workspace-write"
+    bundled_skills: bool = False
 
     def prepare(self) -> CodexHome:
-        config = CodexConfig(provider=self.provider, sandbox_mode=self.sandbox_mode)
+        config = CodexConfig(
+            provider=self.provider,
+            sandbox_mode=self.sandbox_mode,
+            bundled_skills=self.bundled_skills,
+        )
         self.home = prepare_codex_home(self.root, config, shell_env_names(self.extra_env))
         return self.home
 

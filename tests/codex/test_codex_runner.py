@@ -301,6 +301,23 @@ def test_a_checkout_around_the_job_is_invisible_to_codex_and_the_agent(
     assert all("follow-the-workspace-file-0815" in body for body in bodies)
 
 
+@pytest.mark.parametrize("bundled", [False, True], ids=["default", "enabled"])
+def test_bundled_skills_are_neither_installed_nor_offered_unless_enabled(
+    make_job: Any, model_server: ModelServer, bundled: bool
+) -> None:
+    job: CodexJob = make_job()
+    job.bundled_skills = bundled
+
+    outcome = job.run("plain prompt without a script marker")
+
+    assert outcome.status == "succeeded", outcome.error
+    assert job.home is not None
+    installed = (job.home.codex_home / "skills" / ".system").exists()
+    (body,) = [r["body"] for r in model_server.requests()["requests"]]
+    assert installed is bundled
+    assert ("skill-installer" in body) is bundled
+
+
 def test_no_authorization_header_without_a_key(make_job: Any, model_server: ModelServer) -> None:
     job: CodexJob = make_job()
 

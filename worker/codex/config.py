@@ -96,6 +96,9 @@ class CodexConfig:
     # (env.build_codex_env adds the extras' names automatically via shell_env_names()).
     shell_env_allow: tuple[str, ...] = DEFAULT_SHELL_ENV_ALLOW
     disabled_features: tuple[str, ...] = DISABLED_FEATURES
+    # Off: codex neither writes its bundled skills into CODEX_HOME at start-up (~50 files per
+    # job) nor lists them in the model's instructions.
+    bundled_skills: bool = False
 
     def __post_init__(self) -> None:
         for name in self.shell_env_allow:
@@ -188,6 +191,7 @@ def render_config_toml(
         ("analytics", {"enabled": False}),
         ("features", {name: False for name in config.disabled_features}),
         ("agents", {"enabled": False}),
+        ("skills.bundled", {"enabled": config.bundled_skills}),
     ]
     lines = [f"{k} = {toml_value(v)}" for k, v in top.items()]
     for header, table in sections:
