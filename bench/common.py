@@ -173,6 +173,33 @@ def cpu_seconds(root_pids: dict[str, int]) -> dict[str, tuple[float, float]]:
     return out
 
 
+class CpuMeter:
+    """CPU seconds spent inside a `with` block by named processes (each with its
+    descendants), by this process (`self`) and by its reaped children (`children`)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self.spent: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        out = {name: own + below for name, (own, below) in cpu_seconds(self._pids).items()}
+        me = os.times()
+        out["self"] = me.user + me.system
+        out["children"] = me.children_user + me.children_system
+        return out
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        self.spent = {k: end[k] - self._start.get(k, 0.0) for k in end}
+
+    def ms_per(self, n: int, *names: str) -> float:
+        return round(sum(self.spent.get(name, 0.0) for name in names) * 1000 / max(n, 1), 2)
+
+
 class PeakSampler:
     """Samples the RSS of a process tree in a thread and keeps the peak."""
 

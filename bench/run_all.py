@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import api_submit, channels, worker_overhead
-from bench.common import machine_facts, rss_tree_kb, spread
+from bench.common import CpuMeter, machine_facts, rss_tree_kb, spread
 from devstack.stack import Stack
 from shared.adapters import Adapters
 from shared.log import configure_logging
@@ -83,6 +83,8 @@ UNITS = {
     "writes_per_s": "writes/s",
     "jobs_per_s": "jobs/s",
     "_ms_per_job": "ms CPU/job",
+    "_ms_per_req": "ms CPU/request",
+    "_ms_per_write": "ms CPU/write",
     "rps": "req/s",
     "lost": "events",
     "_mib": "MiB",
@@ -142,10 +144,12 @@ def api_section(
         api_submit.run_load(url, api_submit.new_key(adapters), 2, 4, None)  # warm-up
         for r in range(repeats):
             log.info("api repeat %d/%d", r + 1, repeats)
+            pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
             raw: dict[str, Any] = {
-                "firestore_sequential": api_submit.firestore_rate(adapters.firestore, 3, 1),
-                "firestore_threads": api_submit.firestore_rate(adapters.firestore, 3, 8),
+                "firestore_sequential": api_submit.firestore_rate(adapters.firestore, 3, 1)
             }
+            with CpuMeter(pids) as writes_cpu:
+                raw["firestore_threads"] = api_submit.firestore_rate(adapters.firestore, 3, 8)
             fs_max = max(
                 raw["firestore_sequential"]["writes_per_s"],
                 raw["firestore_threads"]["writes_per_s"],
@@ -154,11 +158,25 @@ def api_section(
                 "firestore.writes_per_s@1thread": raw["firestore_sequential"]["writes_per_s"],
                 "firestore.writes_per_s@8threads": raw["firestore_threads"]["writes_per_s"],
             }
+            n_writes = int(raw["firestore_threads"]["writes"])
+            fig["cpu.firestore_write.emulator_ms_per_write"] = writes_cpu.ms_per(
+                n_writes, "firestore"
+            )
+            fig["cpu.firestore_write.client_ms_per_write"] = writes_cpu.ms_per(n_writes, "self")
             best = 0.0
             for scale in SCALES:
-                sub = api_submit.measure_submit(
-                    stack, adapters, seconds=seconds, concurrency=scale, half_rate=False
-                )["max"]
+                stack.reset_state()
+                key = api_submit.new_key(adapters)
+                with CpuMeter(pids) as submit_cpu:
+                    sub = api_submit.run_load(url, key, seconds, scale, None)
+                n_req = int(sub["requests"])
+                fig[f"cpu.submit.api_ms_per_req@{scale}x"] = submit_cpu.ms_per(n_req, "api")
+                fig[f"cpu.submit.emulators_ms_per_req@{scale}x"] = submit_cpu.ms_per(
+                    n_req, "firestore", "redis"
+                )
+                fig[f"cpu.submit.load_generator_ms_per_req@{scale}x"] = submit_cpu.ms_per(
+                    n_req, "children"
+                )
                 raw[f"submit@{scale}x"] = sub
                 fig[f"submit.rps@{scale}x"] = sub["rps"]
                 fig[f"submit.p50_ms@{scale}x"] = sub["p50_ms"]
@@ -319,10 +337,17 @@ def evaluate(figures: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 SECTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("Worker vs raw codex", lambda n: n.startswith(("worker.", "raw_codex."))),
     ("Submission (POST /v2/exec async)", lambda n: n.startswith(("submit", "firestore."))),
+    (
+        "CPU per submission and per raw write, by process",
+        lambda n: n.startswith(("cpu.submit.", "cpu.firestore_write.")),
+    ),
     ("Progress latency (event append → client)", lambda n: n.startswith("progress")),
     ("Channels (submit → terminal; overhead = latency - raw codex p50)", lambda n: "channel." in n),
     ("Pipeline throughput", lambda n: n.startswith("throughput.")),
-    ("CPU per job in the throughput runs, by process group", lambda n: n.startswith("cpu.")),
+    (
+        "CPU per job in the throughput runs, by process group",
+        lambda n: n.startswith(("cpu.pipeline.", "cpu.raw.")),
+    ),
     ("Memory", lambda n: n.startswith("memory.")),
 )
 
@@ -430,6 +455,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         "bounds it on a small machine. Each load run first sends one untimed request per "
         "connection (connection set-up, the new key's first lookup); the worst of those is "
         "`submit_half.warmup_max_ms`.",
+        "- CPU per submission: what the API process, the Firestore emulator with Redis, and the "
+        "load generator (its own Python process, start-up included) each spent per request in "
+        "the closed-loop runs; "
+        "`cpu.firestore_write.*` the same for one raw write of the baseline. On two cores the "
+        "per-request total bounds the rate at about 2,000 / total-ms requests per second.",
         "- The Firestore and Pub/Sub emulators run with `-XX:TieredStopAtLevel=1 "
         "-XX:+UseSerialGC` (`CODEX_CLOUD_EMULATOR_JVM_FLAGS`, decision 0016).",
         "- The worker ratio includes codex itself running slower beside the worker's event "
