@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import cpu_seconds
+from bench.common import CpuMeter
 from devstack.stack import Stack, StackOptions
 from shared.adapters import Adapters
 from shared.log import configure_logging
@@ -292,42 +292,36 @@ def _cpu_group(name: str) -> str:
     return "emulators"
 
 
-def _cpu_now(stack: Stack) -> tuple[dict[str, float], dict[str, float]]:
-    """CPU seconds so far by group — codex (the workers' descendants), the worker processes,
-    functions and API, the scripted model, emulators and local stand-ins, this process — and
-    by stack process (with its descendants)."""
-    pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
+def _cpu_ms_per_job(meter: CpuMeter, n: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Per job, by group — codex (the workers' descendants), the worker processes, functions
+    and API, the scripted model, emulators and local stand-ins, this process — and by stack
+    process (with its descendants)."""
     groups: dict[str, float] = {"codex": 0.0}
-    per_process: dict[str, float] = {}
-    for name, (own, below) in cpu_seconds(pids).items():
+    for name in meter.pids:
         group = _cpu_group(name)
+        own, below = meter.own[name], meter.spent[name] - meter.own[name]
         groups[group] = groups.get(group, 0.0) + own
         groups["codex" if group == "worker" else group] += below
-        per_process[name] = own + below
-    me = os.times()
-    groups["bench"] = me.user + me.system
-    groups["bench_children"] = me.children_user + me.children_system
-    return groups, per_process
+    groups["bench"] = meter.spent["self"]
 
+    def per_job(values: dict[str, float]) -> dict[str, float]:
+        return {k: round(v * 1000 / n, 1) for k, v in values.items()}
 
-def _cpu_ms_per_job(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
-    return {k: round((after[k] - before.get(k, 0.0)) * 1000 / n, 1) for k in after}
+    return per_job(groups), per_job({name: meter.spent[name] for name in meter.pids})
 
 
 def measure_throughput(stack: Stack, adapters: Adapters, n: int) -> dict[str, Any]:
     """N jobs submitted at once through Pub/Sub vs N raw codex runs all in parallel, with the
     CPU each side spent per job, by process group (on a small machine the emulators share
     the cores with codex)."""
-    cpu0, proc0 = _cpu_now(stack)
-    pipeline = throughput(adapters, n)
-    cpu1, proc1 = _cpu_now(stack)
-    t0 = time.monotonic()
-    asyncio.run(raw_codex_runs(stack.urls["model"] + "/v1", n, n))
-    raw_tp = n / (time.monotonic() - t0)
-    cpu2, _ = _cpu_now(stack)
-    pipe_cpu = _cpu_ms_per_job(cpu0, cpu1, n)
-    pipe_cpu.pop("bench_children", None)
-    raw_cpu = _cpu_ms_per_job(cpu1, cpu2, n)
+    pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
+    with CpuMeter(pids) as pipe_meter:
+        pipeline = throughput(adapters, n)
+    with CpuMeter(pids) as raw_meter:
+        t0 = time.monotonic()
+        asyncio.run(raw_codex_runs(stack.urls["model"] + "/v1", n, n))
+        raw_tp = n / (time.monotonic() - t0)
+    pipe_cpu, pipe_by_process = _cpu_ms_per_job(pipe_meter, n)
     return {
         "pipeline_pubsub": round(pipeline, 3),
         "raw_codex_parallel": round(raw_tp, 3),
@@ -335,12 +329,12 @@ def measure_throughput(stack: Stack, adapters: Adapters, n: int) -> dict[str, An
         "n": n,
         "worker_slots_total": stack.options.workers * stack.options.worker_slots,
         "pipeline_cpu_ms_per_job": pipe_cpu,
-        "pipeline_cpu_ms_per_job_by_process": _cpu_ms_per_job(proc0, proc1, n),
+        "pipeline_cpu_ms_per_job_by_process": pipe_by_process,
         # Raw codex runs are this process's children; the model server answers both sides.
         "raw_cpu_ms_per_job": {
-            "codex": raw_cpu["bench_children"],
-            "model": raw_cpu["model"],
-            "bench": raw_cpu["bench"],
+            "codex": round(raw_meter.spent["children"] * 1000 / n, 1),
+            "model": round(raw_meter.spent.get("model", 0.0) * 1000 / n, 1),
+            "bench": round(raw_meter.spent["self"] * 1000 / n, 1),
         },
     }
 

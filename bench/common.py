@@ -174,18 +174,19 @@ def cpu_seconds(root_pids: dict[str, int]) -> dict[str, tuple[float, float]]:
 
 
 class CpuMeter:
-    """CPU seconds spent inside a `with` block by named processes (each with its
-    descendants), by this process (`self`) and by its reaped children (`children`)."""
+    """CPU seconds spent inside a `with` block: `spent` by each named process with its
+    descendants, by this process (`self`) and by its reaped children (`children`); `own` by
+    each named process alone."""
 
     def __init__(self, pids: dict[str, int]) -> None:
-        self._pids = pids
+        self.pids = pids
         self.spent: dict[str, float] = {}
+        self.own: dict[str, float] = {}
 
-    def _now(self) -> dict[str, float]:
-        out = {name: own + below for name, (own, below) in cpu_seconds(self._pids).items()}
+    def _now(self) -> dict[str, tuple[float, float]]:
+        out = dict(cpu_seconds(self.pids))
         me = os.times()
-        out["self"] = me.user + me.system
-        out["children"] = me.children_user + me.children_system
+        out["self"] = (me.user + me.system, me.children_user + me.children_system)
         return out
 
     def __enter__(self) -> CpuMeter:
@@ -194,7 +195,12 @@ class CpuMeter:
 
     def __exit__(self, *exc: object) -> None:
         end = self._now()
-        self.spent = {k: end[k] - self._start.get(k, 0.0) for k in end}
+        for name, (own, below) in end.items():
+            own0, below0 = self._start.get(name, (0.0, 0.0))
+            self.own[name] = own - own0
+            self.spent[name] = own - own0 + below - below0
+        self.spent["self"] = self.own["self"]
+        self.spent["children"] = end["self"][1] - self._start["self"][1]
 
     def ms_per(self, n: int, *names: str) -> float:
         return round(sum(self.spent.get(name, 0.0) for name in names) * 1000 / max(n, 1), 2)
