@@ -17,6 +17,7 @@ Everything else is the emulator's own behaviour.
 
 from __future__ import annotations
 
+import heapq
 import sys
 import threading
 import time
@@ -26,12 +27,15 @@ from typing import Any
 
 
 class Waker:
-    """Sleeps that end early when something happened since the sleeper last woke: a thread
-    busy dispatching when a task is created rescans right away instead of missing it."""
+    """Sleeps that end early when something happened since the sleeper last woke (a thread
+    busy dispatching when a task is created rescans right away instead of missing it), or
+    when a scheduled moment (`notify_in`) arrives. Due times sit in one heap, not a timer
+    thread each: a burst of backed-off dispatches would otherwise start a thread per task."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._generation = 0
+        self._due: list[float] = []  # heap of time.monotonic() values
         self._seen = threading.local()
 
     def notify(self) -> None:
@@ -39,17 +43,28 @@ class Waker:
             self._generation += 1
             self._cond.notify_all()
 
+    def notify_in(self, delay_s: float) -> None:
+        """Wake the sleepers once `delay_s` has passed (when a scheduled task comes due)."""
+        with self._cond:
+            heapq.heappush(self._due, time.monotonic() + max(0.0, delay_s))
+            self._cond.notify_all()  # sleepers shorten their wait to the new due time
+
     def sleep(self, timeout_s: float) -> None:
         with self._cond:
             seen = getattr(self._seen, "generation", self._generation)
-            self._cond.wait_for(lambda: self._generation != seen, timeout_s)
+            end = time.monotonic() + timeout_s
+            while self._generation == seen:
+                now = time.monotonic()
+                if self._due and self._due[0] <= now:
+                    while self._due and self._due[0] <= now:
+                        heapq.heappop(self._due)
+                    self._generation += 1
+                    self._cond.notify_all()
+                    break
+                if now >= end:
+                    break
+                self._cond.wait((min(end, self._due[0]) if self._due else end) - now)
             self._seen.generation = self._generation
-
-    def notify_in(self, delay_s: float) -> None:
-        """Wake the sleepers once `delay_s` has passed (when a scheduled task comes due)."""
-        timer = threading.Timer(max(0.0, delay_s) + 0.001, self.notify)
-        timer.daemon = True
-        timer.start()
 
 
 def _seconds_until(when: Any) -> float | None:
