@@ -48,7 +48,7 @@ def _pct(values: list[float], q: float) -> float:
 async def _load(
     url: str, key: str, seconds: float, concurrency: int, rate: float | None
 ) -> dict[str, Any]:
-    import httpx
+    from bench.rawhttp import Connection
 
     latencies: list[float] = []
     # (seconds into the run, latency ms): shows whether the slowest requests cluster.
@@ -56,15 +56,17 @@ async def _load(
     statuses: dict[str, int] = {}
     interval = (1.0 / rate) if rate else 0.0
     lock = asyncio.Lock()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"X-API-KEY": key}, timeout=30, limits=limits
-    ) as client:
+    conns = [Connection(url, {"X-API-KEY": key}) for _ in range(concurrency)]
+
+    def body(text: str) -> bytes:
+        return json.dumps({"prompt": text, "mode": "async"}).encode()
+
+    try:
         # Warm-up, not timed: open every connection and let the API meet the new key and
         # tenant once. The figures are steady-state; the cold start is reported on its own.
         async def warm(n: int) -> float:
             started = time.perf_counter()
-            await client.post("/v2/exec", json={"prompt": f"warm-up {n}", "mode": "async"})
+            await conns[n].post_json("/v2/exec", body(f"warm-up {n}"))
             return (time.perf_counter() - started) * 1000
 
         warmup = await asyncio.gather(*(warm(n) for n in range(concurrency)))
@@ -74,6 +76,7 @@ async def _load(
 
         async def worker(n: int) -> None:
             nonlocal next_slot
+            conn = conns[n]
             i = 0
             while True:
                 if rate:
@@ -86,17 +89,17 @@ async def _load(
                 if time.perf_counter() >= deadline:
                     return
                 started = time.perf_counter()
-                r = await client.post(
-                    "/v2/exec", json={"prompt": f"bench {n}-{i}", "mode": "async"}
-                )
+                r = await conn.post_json("/v2/exec", body(f"bench {n}-{i}"))
                 latencies.append((time.perf_counter() - started) * 1000)
                 timeline.append((round(started - begin, 3), round(latencies[-1], 1)))
-                statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
+                statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
                 i += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
         elapsed = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(c.close() for c in conns))
     ok = statuses.get("202", 0)
     return {
         "requests": len(latencies),
@@ -116,7 +119,8 @@ def run_load(
 ) -> dict[str, Any]:
     argv = [
         sys.executable,
-        __file__,
+        "-m",
+        "bench.api_submit",
         "--load",
         url,
         key,
@@ -124,7 +128,9 @@ def run_load(
         str(concurrency),
         str(rate or 0),
     ]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=seconds + 60, cwd=REPO
+    )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -416,9 +422,9 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
         _, _, url, key, seconds, concurrency, rate = sys.argv
-        summary = asyncio.run(
-            _load(url, key, float(seconds), int(concurrency), float(rate) or None)
-        )
+        import uvloop
+
+        summary = uvloop.run(_load(url, key, float(seconds), int(concurrency), float(rate) or None))
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         main()
