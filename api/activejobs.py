@@ -96,30 +96,11 @@ class ActiveJobGauge:
         """Count one more active job for `tenant`, or raise TooManyActiveJobs.
 
         Soft by design: other processes' submissions show up at the next count, so the cap
-        bounds load rather than being an exact quota.
+        bounds load rather than being an exact quota. May block on a count (see `try_admit`).
         """
-        # Close to the cap a stale figure could let one too many through: count again there.
-        margin = max(1, limit // 10)
-        with self._guard:
-            estimate = self._estimates.get(tenant)
-            # A zero max age asks for an exact count on every submission.
-            far = (
-                self._max_age_s > 0
-                and estimate is not None
-                and estimate.value + 1 <= limit - margin
-            )
-            if estimate is not None and far:
-                estimate.accepted_since += 1
-                stale = self._clock() - estimate.at >= self._max_age_s
-                if not stale or tenant in self._refreshing:
-                    return
-                # Far from the cap a stale figure is still good enough to admit on: it is
-                # refreshed in the background, so no submission waits for the count (which
-                # grows with the tenant's jobs).
-                self._refreshing.add(tenant)
-        if far:
-            self._background.submit(self._refresh, tenant)
+        if self.try_admit(tenant, limit):
             return
+        margin = max(1, limit // 10)
         arrived = self._clock()
         with self._lock(tenant):
             if self._admitted_on_fresh_count(tenant, limit, margin, arrived):
@@ -135,6 +116,30 @@ class ActiveJobGauge:
                         extra={"limit": limit, "active_jobs": active},
                     )
                 self._estimates[tenant] = _Estimate(active, now, accepted_since=1)
+
+    def try_admit(self, tenant: str, limit: int) -> bool:
+        """Admit on the estimate when it is far from the cap, without blocking.
+
+        False means nothing was counted and the caller must `admit` (which counts first):
+        no estimate yet, or close enough to the cap that the answer could change.
+        """
+        # Close to the cap a stale figure could let one too many through: count again there.
+        margin = max(1, limit // 10)
+        with self._guard:
+            estimate = self._estimates.get(tenant)
+            # A zero max age asks for an exact count on every submission.
+            if self._max_age_s <= 0 or estimate is None or estimate.value + 1 > limit - margin:
+                return False
+            estimate.accepted_since += 1
+            stale = self._clock() - estimate.at >= self._max_age_s
+            if not stale or tenant in self._refreshing:
+                return True
+            # Far from the cap a stale figure is still good enough to admit on: it is
+            # refreshed in the background, so no submission waits for the count (which
+            # grows with the tenant's jobs).
+            self._refreshing.add(tenant)
+        self._background.submit(self._refresh, tenant)
+        return True
 
     def _refresh(self, tenant: str) -> None:
         started = self._clock()

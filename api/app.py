@@ -29,6 +29,7 @@ def create_app(settings: ApiSettings | None = None, adapters: Adapters | None = 
         configure_logging(settings.log_level, settings.project_id)
         app.state.services = Services.build(settings, adapters)
         yield
+        await app.state.services.aclose()
 
     app = FastAPI(
         title="codex-cloud API",

@@ -164,6 +164,25 @@ class Authenticator:
         self._lookup_locks = [threading.Lock() for _ in range(64)]
 
     def identify(self, headers: Mapping[str, str]) -> Principal:
+        """The caller; may block on a key lookup (call from a worker thread)."""
+        principal = self.identify_cached(headers)
+        if principal is not None:
+            return principal
+        plaintext = presented_key(headers)
+        assert plaintext is not None  # identify_cached raised otherwise
+        digest = hash_key(plaintext)
+        with self._lookup_locks[hash(digest) % len(self._lookup_locks)]:
+            hit, key = self._cache.get(digest)
+            if not hit:
+                key = self._lookup(plaintext)
+                self._cache.put(digest, key)
+        return self._principal(key)
+
+    def identify_cached(self, headers: Mapping[str, str]) -> Principal | None:
+        """The caller when no lookup is needed (gateway identity or a cached key), else None.
+
+        Never blocks, so an event loop can call it and hop to a thread only on a cache miss.
+        """
         if self._trust_gateway:
             forwarded = headers.get(GATEWAY_USERINFO_HEADER)
             if forwarded:
@@ -171,14 +190,10 @@ class Authenticator:
         plaintext = presented_key(headers)
         if not plaintext:
             raise MissingCredentials("an API key is required (X-API-KEY header)")
-        digest = hash_key(plaintext)
-        hit, key = self._cache.get(digest)
-        if not hit:
-            with self._lookup_locks[hash(digest) % len(self._lookup_locks)]:
-                hit, key = self._cache.get(digest)
-                if not hit:
-                    key = self._lookup(plaintext)
-                    self._cache.put(digest, key)
+        hit, key = self._cache.get(hash_key(plaintext))
+        return self._principal(key) if hit else None
+
+    def _principal(self, key: ApiKey | None) -> Principal:
         if key is None or not key.active:
             raise MissingCredentials("the API key is not valid")
         return principal_from_key(key, self._tier_limit)
@@ -192,9 +207,19 @@ class Authenticator:
         decision = self._limiter.hit(
             f"key:{principal.key_id}", limit=principal.rate_limit_per_minute, window_s=60.0
         )
-        if not decision.allowed:
-            raise KeyRateLimited(decision)
-        return decision
+        return _allowed(decision)
+
+    async def throttle_async(self, principal: Principal) -> Decision:
+        decision = await self._limiter.hit_async(
+            f"key:{principal.key_id}", limit=principal.rate_limit_per_minute, window_s=60.0
+        )
+        return _allowed(decision)
+
+
+def _allowed(decision: Decision) -> Decision:
+    if not decision.allowed:
+        raise KeyRateLimited(decision)
+    return decision
 
 
 def lookup_with(client: Any, settings: Any) -> Callable[[str], ApiKey | None]:

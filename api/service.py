@@ -6,10 +6,9 @@ Route handlers decode the request, call one of these, and map the result (or the
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-import json
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from shared import metrics
 from shared.adapters.storage import BlobInfo, BlobStore
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.jobstore import JobStore, job_id_for_key
+from shared.jobstore_async import AsyncJobWriter
 from shared.models import (
     Channel,
     JobRecord,
@@ -46,16 +46,6 @@ class Submission:
     webhook_secret: str | None = None
 
 
-def decode_record(doc: Mapping[str, Any]) -> JobRecord:
-    """A job document as stored (JSON-string fields) → JobRecord."""
-    data = dict(doc)
-    for key in ("request", "result", "error"):
-        raw = data.get(key)
-        if isinstance(raw, str):
-            data[key] = json.loads(raw)
-    return JobRecord.model_validate(data)
-
-
 def _check_webhook_target(url: str, allow_private: bool) -> None:
     if allow_private:
         return
@@ -73,7 +63,8 @@ def _check_webhook_target(url: str, allow_private: bool) -> None:
         )
 
 
-def submit_job(
+async def submit_job(
+    writer: AsyncJobWriter,
     store: JobStore,
     active_jobs: ActiveJobGauge,
     settings: Settings,
@@ -85,12 +76,13 @@ def submit_job(
 ) -> Submission:
     """Create a queued job for the caller's tenant, or find the one an idempotency key made.
 
-    The active-jobs cap is checked before creating (a soft cap, see `ActiveJobGauge`).
+    The active-jobs cap is checked before creating (a soft cap, see `ActiveJobGauge`). Runs on
+    the event loop: blocking work (a key's first count) goes to a worker thread.
     """
     key = idempotency_key or request.idempotency_key
     if key:
         request = request.model_copy(update={"idempotency_key": key})
-        existing = store.get_job(job_id_for_key(caller.tenant, key))
+        existing = await writer.get_job(job_id_for_key(caller.tenant, key))
         if existing is not None:
             if existing.request_hash != request.fingerprint():
                 raise Conflict(
@@ -101,7 +93,8 @@ def submit_job(
     if request.webhook is not None:
         _check_webhook_target(request.webhook.url, settings.webhook_allow_private)
     check_workspace_access(request, caller.tenant, settings)
-    active_jobs.admit(caller.tenant, max_active_jobs)
+    if not active_jobs.try_admit(caller.tenant, max_active_jobs):
+        await asyncio.to_thread(active_jobs.admit, caller.tenant, max_active_jobs)
     generated: str | None = None
     secret: str | None = None
     if request.webhook is not None:
@@ -115,7 +108,7 @@ def submit_job(
     source = {"key_id": caller.key_id}
     if caller.trace_id:
         source["trace_id"] = caller.trace_id
-    outcome = store.create_job(
+    new = store.prepare_job(
         request,
         tenant=caller.tenant,
         channel=Channel.HTTP,
@@ -124,6 +117,7 @@ def submit_job(
         webhook_secret=secret,
         route="workflows" if request.is_long(settings.long_job_threshold_ms) else "tasks",
     )
+    outcome = await writer.create(new)
     if outcome.created:
         metrics.JOBS_SUBMITTED.labels(Channel.HTTP.value, request.priority.value).inc()
     return Submission(outcome.job, outcome.created, generated if outcome.created else None)

@@ -16,8 +16,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from api.service import decode_record
-from shared.jobstore import decode_event
+from shared.jobstore import decode_event, decode_record
 from shared.models import JobEvent, JobRecord, JobStatus, MessageType
 from shared.settings import Settings
 

@@ -28,6 +28,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from shared.adapters.firestore_writes import add_create
 from shared.errors import (
     CodexCloudError,
     Conflict,
@@ -61,7 +62,7 @@ JobValues = Callable[["JobRecord"], Mapping[str, Any]]
 _RACE_ERRORS = (gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict)
 # `jobs/{id}/{stream}/head` holds the next event sequence number.
 HEAD_DOC = "head"
-_UNAVAILABLE_ERRORS = (
+UNAVAILABLE_ERRORS = (
     gexc.ServiceUnavailable,
     gexc.DeadlineExceeded,
     gexc.InternalServerError,
@@ -159,7 +160,18 @@ class EventCursor:
     def record(self) -> JobRecord:
         """The job as this writer knows it (only when `doc` is set)."""
         assert self.doc is not None
-        return _decode_record({**self.doc, "next_seq": self.next_seq})
+        return decode_record({**self.doc, "next_seq": self.next_seq})
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be created: its record and the two documents one batch creates."""
+
+    record: JobRecord
+    job_path: str
+    job_fields: dict[str, Any]
+    event_path: str
+    event_fields: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -194,7 +206,8 @@ def _json_of(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def _decode_record(doc: Mapping[str, Any]) -> JobRecord:
+def decode_record(doc: Mapping[str, Any]) -> JobRecord:
+    """A job document as stored (JSON-string fields) → JobRecord."""
     data = dict(doc)
     for key in ("request", "result", "error"):
         raw = data.get(key)
@@ -244,6 +257,7 @@ class JobStore:
         names = settings.topology.firestore
         self._client = client
         self._settings = settings
+        self.jobs_collection = names.jobs_collection
         self._jobs = client.collection(names.jobs_collection)
         self._events_name = names.events_subcollection
         self._stream_name = names.stream_subcollection
@@ -252,7 +266,7 @@ class JobStore:
 
     # ---- create / read -------------------------------------------------------------------
 
-    def create_job(
+    def prepare_job(
         self,
         request: JobRequest,
         *,
@@ -262,11 +276,8 @@ class JobStore:
         source: Mapping[str, Any] | None = None,
         webhook_secret: str | None = None,
         route: str = "tasks",
-    ) -> CreateOutcome:
-        """Create a queued job, or return the existing one for a replayed idempotency key.
-
-        Raises Conflict when the key was already used for a different request.
-        """
+    ) -> NewJob:
+        """A queued job and the two documents whose creation makes it (nothing is written)."""
         key = idempotency_key or request.idempotency_key
         job_id = job_id_for_key(tenant, key) if key else new_job_id()
         now = self._clock()
@@ -295,26 +306,61 @@ class JobStore:
             data={"status": JobStatus.QUEUED.value, "channel": channel.value},
             timestamp=now,
         )
-        ref = self._jobs.document(job_id)
-        batch = self._client.batch()
         # Unset fields are left out rather than stored as nulls: fewer fields to encode and to
         # index on the hottest write (decoding fills in the model defaults).
         stored = {k: v for k, v in dict(record).items() if v is not None}
-        batch.create(ref, _encode_record_fields(stored))
-        batch.create(self._event_ref(job_id, 0), _encode_event(first, self._event_ttl))
+        return NewJob(
+            record=record,
+            job_path=self._jobs.document(job_id).path,
+            job_fields=_encode_record_fields(stored),
+            event_path=self._event_ref(job_id, 0).path,
+            event_fields=_encode_event(first, self._event_ttl),
+        )
+
+    def create_job(
+        self,
+        request: JobRequest,
+        *,
+        tenant: str,
+        channel: Channel,
+        idempotency_key: str | None = None,
+        source: Mapping[str, Any] | None = None,
+        webhook_secret: str | None = None,
+        route: str = "tasks",
+    ) -> CreateOutcome:
+        """Create a queued job, or return the existing one for a replayed idempotency key.
+
+        Raises Conflict when the key was already used for a different request.
+        """
+        new = self.prepare_job(
+            request,
+            tenant=tenant,
+            channel=channel,
+            idempotency_key=idempotency_key,
+            source=source,
+            webhook_secret=webhook_secret,
+            route=route,
+        )
+        batch = self._client.batch()
+        add_create(batch, self._client.document(new.job_path), new.job_fields)
+        add_create(batch, self._client.document(new.event_path), new.event_fields)
         try:
             self._call(batch.commit)
         except gexc.Conflict:
-            existing = self.get_job(job_id)
-            if existing is None:  # pragma: no cover - deleted between the two calls
-                raise DependencyUnavailable("job create raced with a delete") from None
-            if existing.request_hash != record.request_hash:
-                raise Conflict(
-                    "idempotency key already used with a different request",
-                    extra={"job_id": job_id},
-                ) from None
-            return CreateOutcome(existing, created=False)
-        return CreateOutcome(record, created=True)
+            return self.settle_conflict(new)
+        return CreateOutcome(new.record, created=True)
+
+    def settle_conflict(self, new: NewJob) -> CreateOutcome:
+        """The create found its job id taken: that job when the request matches, else Conflict."""
+        existing = self.get_job(new.record.job_id)
+        if existing is None:  # pragma: no cover - deleted between the two calls
+            raise DependencyUnavailable("job create raced with a delete")
+        if existing.request_hash != new.record.request_hash:
+            raise Conflict(
+                "idempotency key already used with a different request",
+                extra={"job_id": new.record.job_id},
+            )
+        return CreateOutcome(existing, created=False)
 
     def get_job(self, job_id: str) -> JobRecord | None:
         # Every job id we mint is a safe id. Anything else (`__main__`, which Firestore
@@ -323,7 +369,7 @@ class JobStore:
         if not is_safe_id(job_id):
             return None
         snap = self._call(self._jobs.document(job_id).get)
-        return _decode_record(snap.to_dict()) if snap.exists else None
+        return decode_record(snap.to_dict()) if snap.exists else None
 
     def require_job(self, job_id: str, *, tenant: str | None = None) -> JobRecord:
         """The job, or NotFound — also when it belongs to another tenant (no existence leak)."""
@@ -353,7 +399,7 @@ class JobStore:
                 raise NotFound("cursor does not point at a job of this tenant")
             query = query.start_after(after)
         snaps = self._call(lambda: list(query.limit(limit + 1).stream()))
-        jobs = [_decode_record(s.to_dict()) for s in snaps[:limit]]
+        jobs = [decode_record(s.to_dict()) for s in snaps[:limit]]
         next_cursor = _encode_cursor(jobs[-1].job_id) if len(snaps) > limit and jobs else None
         return JobPage(jobs, next_cursor)
 
@@ -375,7 +421,7 @@ class JobStore:
             .where(filter=firestore.FieldFilter(field_name, "<", before))
             .limit(limit)
         )
-        return [_decode_record(s.to_dict()) for s in self._call(lambda: list(query.stream()))]
+        return [decode_record(s.to_dict()) for s in self._call(lambda: list(query.stream()))]
 
     # ---- guarded writes ------------------------------------------------------------------
 
@@ -717,7 +763,7 @@ class JobStore:
     def _call(fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except _UNAVAILABLE_ERRORS as exc:
+        except UNAVAILABLE_ERRORS as exc:
             raise DependencyUnavailable(f"job store unavailable: {type(exc).__name__}") from exc
 
 

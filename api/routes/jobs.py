@@ -70,8 +70,8 @@ async def _execute(
     if force_mode is not None and body.mode is not force_mode:
         body = body.model_copy(update={"mode": force_mode})
     caller = service.Caller(principal.tenant, principal.key_id, current_trace_id())
-    submission = await run_in_threadpool(
-        service.submit_job,
+    submission = await service.submit_job(
+        services.writer,
         services.jobs,
         services.active_jobs,
         settings,

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from api import service
-from api.deps import Admin, Services, ServicesDep, get_services
+from api.deps import Admin, Services, ServicesDep, services_of
 from api.problems import problem_response, validation_errors
 from api.schemas import BroadcastRequest, BroadcastResult, BroadcastTarget, ConnectionList
 from api.streaming import (
@@ -149,8 +149,8 @@ class _Session:
             return
         settings = self.services.settings
         try:
-            submission = await run_in_threadpool(
-                service.submit_job,
+            submission = await service.submit_job(
+                self.services.writer,
                 self.services.jobs,
                 self.services.active_jobs,
                 settings,
@@ -204,7 +204,7 @@ async def _deny(websocket: WebSocket, exc: CodexCloudError) -> None:
 
 @router.websocket("/v2/stream/{session_id}")
 async def stream_session(websocket: WebSocket, session_id: str) -> None:
-    services = get_services(websocket)
+    services = services_of(websocket)
     token = websocket.query_params.get("token", "")
     try:
         claims = verify_stream_token(

@@ -14,6 +14,8 @@ from shared.settings import Settings, get_settings
 if TYPE_CHECKING:
     import redis
     from google.cloud import firestore
+    from google.cloud.firestore_v1.async_client import AsyncClient as AsyncFirestore
+    from redis.asyncio import Redis as AsyncRedis
 
     from shared.adapters.pubsub import Publisher
     from shared.adapters.storage import BlobStore
@@ -63,6 +65,18 @@ class Adapters:
         from shared.adapters.redis import make_redis
 
         return make_redis(self.settings)
+
+    @cached_property
+    def redis_async(self) -> AsyncRedis:
+        from shared.adapters.redis import make_async_redis
+
+        return make_async_redis(self.settings)
+
+    @cached_property
+    def firestore_async(self) -> AsyncFirestore:
+        from shared.adapters.firestore import make_async_firestore_client
+
+        return make_async_firestore_client(self.settings)
 
     @cached_property
     def workflows(self) -> WorkflowStarter:

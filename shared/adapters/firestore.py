@@ -17,3 +17,14 @@ def make_firestore_client(settings: Settings) -> firestore.Client:
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         )
     return firestore.Client(project=settings.project_id, database=settings.firestore_database)
+
+
+def make_async_firestore_client(settings: Settings) -> firestore.AsyncClient:
+    """The asyncio client (grpc.aio), for code on an event loop; create it on that loop."""
+    if settings.firestore_emulator_host:
+        return firestore.AsyncClient(
+            project=settings.project_id,
+            database=settings.firestore_database,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        )
+    return firestore.AsyncClient(project=settings.project_id, database=settings.firestore_database)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis
+import redis.asyncio
 
 from shared.settings import Settings
 
@@ -10,6 +11,17 @@ from shared.settings import Settings
 def make_redis(settings: Settings) -> redis.Redis:
     # Short timeouts: rate limiting must degrade (documented fallback), never hang a request.
     return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        health_check_interval=30,
+        decode_responses=True,
+    )
+
+
+def make_async_redis(settings: Settings) -> redis.asyncio.Redis:
+    """The asyncio client, for code on an event loop (the same short timeouts)."""
+    return redis.asyncio.Redis.from_url(
         settings.redis_url,
         socket_timeout=0.5,
         socket_connect_timeout=0.5,

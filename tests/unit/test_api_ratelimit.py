@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from shared.ratelimit import LocalBuckets, RateLimiter, decide, take
+import pytest
+
+from shared.ratelimit import Decision, LocalBuckets, RateLimiter, decide, take
 
 
 def test_bucket_allows_a_burst_of_limit_then_refuses() -> None:
@@ -72,3 +75,36 @@ def test_local_buckets_are_bounded() -> None:
         buckets.hit(key, limit=1, window_s=60)
     assert buckets.hit("a", limit=1, window_s=60).allowed  # evicted, so a fresh bucket
     assert not buckets.hit("c", limit=1, window_s=60).allowed
+
+
+class _BrokenAsyncRedis:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def register_script(self, _script: str) -> Any:
+        async def run(**_kwargs: Any) -> Any:
+            self.calls += 1
+            raise ConnectionError("redis is down")
+
+        return run
+
+
+def test_asyncio_hits_fall_back_like_blocking_ones_and_share_the_backoff() -> None:
+    now = [0.0]
+    broken = _BrokenAsyncRedis()
+    blocking = _BrokenRedis()
+    limiter = RateLimiter(blocking, async_client=broken, clock=lambda: now[0])
+
+    async def hits(n: int) -> list[Decision]:
+        return [await limiter.hit_async("k", limit=3) for _ in range(n)]
+
+    decisions = asyncio.run(hits(4))
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert {d.backend for d in decisions} == {"local"}
+    assert limiter.hit("k", limit=3).backend == "local"  # the outage is known to both paths
+    assert (broken.calls, blocking.calls) == (1, 0)
+
+
+def test_an_asyncio_hit_needs_an_asyncio_client() -> None:
+    with pytest.raises(RuntimeError, match="asyncio Redis client"):
+        asyncio.run(RateLimiter(None).hit_async("k", limit=3))
