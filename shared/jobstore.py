@@ -732,7 +732,7 @@ class JobStore:
         if events:
             head = {"next_seq": state.next_seq + len(events), "updated_at": now}
             if state.head_time is None:
-                batch.create(self._head_ref(job_id), head)
+                add_create(batch, self._head_ref(job_id), head)
             else:
                 batch.update(
                     self._head_ref(job_id),
@@ -740,7 +740,9 @@ class JobStore:
                     option=self._client.write_option(last_update_time=state.head_time),
                 )
         for event in events:
-            batch.create(self._event_ref(job_id, event.seq), _encode_event(event, self._event_ttl))
+            add_create(
+                batch, self._event_ref(job_id, event.seq), _encode_event(event, self._event_ttl)
+            )
         for merge in merges:  # after the job and head: the result indexes below stay valid
             batch.set(merge.ref, dict(merge.data), merge=True)
         results = self._call(batch.commit)
