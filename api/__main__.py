@@ -14,6 +14,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="server processes (default: CODEX_CLOUD_API_WORKERS)"
+    )
     args = parser.parse_args(argv)
     settings = get_api_settings()
     configure_logging(settings.log_level, settings.project_id)
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
+        workers=args.workers or settings.api_workers,
     )
 
 

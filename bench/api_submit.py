@@ -3,7 +3,8 @@
     .venv/bin/python bench/api_submit.py [results.json] [--seconds S] [--concurrency C]
 
 Starts its own local stack (emulators + API only: no dispatcher or workers, so the numbers are
-the API's own) and measures, in order:
+the API's own; the API with `--api-workers` server processes, one per core by default) and
+measures, in order:
 1. progress latency: an event appended with JobStore → received by an SSE client and by a
    WebSocket client; p50/p99 (first, while the emulator has served few writes);
 2. the raw Firestore-emulator write rate (single-document sets, sequential and N threads) — the
@@ -265,8 +266,9 @@ def progress_latency(
     }
 
 
-def start_stack() -> Any:
-    """Emulators and the API only: no dispatcher or workers, so the figures are the API's own."""
+def start_stack(workers: int = 1) -> Any:
+    """Emulators and the API (`workers` server processes) only: no dispatcher or codex
+    workers, so the figures are the API's own."""
     from devstack.stack import Stack, StackOptions
 
     options = StackOptions(
@@ -278,6 +280,7 @@ def start_stack() -> Any:
         extra_env={
             "CODEX_CLOUD_MAX_ACTIVE_JOBS_PER_TENANT": "100000000",
             "CODEX_CLOUD_LOG_LEVEL": "WARNING",
+            "CODEX_CLOUD_API_WORKERS": str(workers),
         },
     )
     return Stack(options).start()
@@ -361,6 +364,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--firestore-threads", type=int, default=8)
     parser.add_argument("--progress-events", type=int, default=100)
+    parser.add_argument(
+        "--api-workers", type=int, default=os.cpu_count() or 1, help="API server processes"
+    )
     args = parser.parse_args()
 
     from shared.adapters import Adapters
@@ -368,7 +374,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
-    with start_stack() as stack:
+    results["api_workers"] = args.api_workers
+    with start_stack(args.api_workers) as stack:
         os.environ.update(stack.env)
         adapters = Adapters(Settings())
         results.update(

@@ -5,8 +5,9 @@
 Stacks one after another; all but the progress stacks are reused for all their repeats:
 1. worker stack (emulators, model server, one worker): worker run-sync vs raw `codex exec`;
    worker RSS per concurrent job at 1x, 4x and 16x;
-2. API stack (emulators and the API, nothing dispatches): raw Firestore-emulator write rate;
-   async submissions at 1, 4 and 16 connections and at half the maximum rate;
+2. API stack (emulators and the API with one server process per core, nothing dispatches):
+   raw Firestore-emulator write rate; async submissions at 1, 4 and 16 connections and at half
+   the maximum rate; then, on an API stack with one server process, the 16-connection run again;
 3. a fresh API stack per repeat: progress latency to SSE and WebSocket clients with 1, 4 and 16
    subscribers;
 4. full stack (functions, 2 workers, Workflows): the stack's memory at rest; submit → terminal
@@ -40,6 +41,9 @@ from shared.settings import Settings
 
 log = logging.getLogger("bench.run_all")
 SCALES = (1, 4, 16)
+# Server processes of the API under load: one per core, as on a multi-core instance. Each is an
+# instance of its own for per-instance state; a one-process reference is measured as well.
+API_PROCESSES = os.cpu_count() or 1
 TRANSPORTS: tuple[api_submit.Transport, ...] = ("sse", "ws")
 
 
@@ -137,7 +141,7 @@ def api_section(
     repeats: int, seconds: float, events: int, details: dict[str, Any]
 ) -> list[dict[str, float]]:
     out: list[dict[str, float]] = []
-    with api_submit.start_stack() as stack:
+    with api_submit.start_stack(API_PROCESSES) as stack:
         os.environ.update(stack.env)
         adapters = Adapters(Settings())
         url = stack.urls["api"]
@@ -155,6 +159,7 @@ def api_section(
                 raw["firestore_threads"]["writes_per_s"],
             )
             fig: dict[str, float] = {
+                "submit.api_processes": API_PROCESSES,
                 "firestore.writes_per_s@1thread": raw["firestore_sequential"]["writes_per_s"],
                 "firestore.writes_per_s@8threads": raw["firestore_threads"]["writes_per_s"],
             }
@@ -206,6 +211,40 @@ def api_section(
             fig["progress_after_writes.sse.p99_ms@1x"] = aged["p99_ms"]
             details.setdefault("api", []).append(raw)
             out.append(fig)
+    for fig, single in zip(out, single_process_submit(repeats, seconds, details), strict=True):
+        fig.update(single)
+    return out
+
+
+def single_process_submit(
+    repeats: int, seconds: float, details: dict[str, Any]
+) -> list[dict[str, float]]:
+    """For reference: the same closed loop at the highest scale against one API process."""
+    out: list[dict[str, float]] = []
+    scale = max(SCALES)
+    with api_submit.start_stack(1) as stack:
+        os.environ.update(stack.env)
+        adapters = Adapters(Settings())
+        url = stack.urls["api"]
+        api_submit.run_load(url, api_submit.new_key(adapters), 2, 4, None)  # warm-up
+        pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
+        for r in range(repeats):
+            log.info("single-process api repeat %d/%d", r + 1, repeats)
+            writes = api_submit.firestore_rate(adapters.firestore, 3, 8)
+            stack.reset_state()
+            with CpuMeter(pids) as meter:
+                sub = api_submit.run_load(url, api_submit.new_key(adapters), seconds, scale, None)
+            details.setdefault("api_single_process", []).append({"writes": writes, "submit": sub})
+            out.append(
+                {
+                    f"submit_1process.rps@{scale}x": sub["rps"],
+                    f"submit_1process.p99_ms@{scale}x": sub["p99_ms"],
+                    f"cpu.submit_1process.api_ms_per_req@{scale}x": meter.ms_per(
+                        int(sub["requests"]), "api"
+                    ),
+                    "submit_1process.ratio_to_firestore": sub["rps"] / writes["writes_per_s"],
+                }
+            )
     return out
 
 
@@ -339,7 +378,7 @@ SECTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("Submission (POST /v2/exec async)", lambda n: n.startswith(("submit", "firestore."))),
     (
         "CPU per submission and per raw write, by process",
-        lambda n: n.startswith(("cpu.submit.", "cpu.firestore_write.")),
+        lambda n: n.startswith(("cpu.submit", "cpu.firestore_write.")),
     ),
     ("Progress latency (event append → client)", lambda n: n.startswith("progress")),
     ("Channels (submit → terminal; overhead = latency - raw codex p50)", lambda n: "channel." in n),
@@ -450,7 +489,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         "- The submission baseline is the higher of the raw Firestore-emulator write rates "
         "(1 and 8 threads). A submission makes one batched Firestore write (the job and its "
         "first event); the API-key lookup is cached and the active-jobs count runs at most "
-        "once a second per tenant. At the maximum rate the load generator, the API and the "
+        "once a second per tenant. The API runs one server process per core "
+        "(`submit.api_processes`, `CODEX_CLOUD_API_WORKERS`), as a multi-core instance would; "
+        "`submit_1process.*` is the 16-connection run against a single process, for reference. "
+        "The load generator is a separate process with a minimal HTTP/1.1 keep-alive client. "
+        "At the maximum rate the load generator, the API and the "
         "emulator share the machine's cores, so CPU, not the emulator's write path, is what "
         "bounds it on a small machine. Each load run first sends one untimed request per "
         "connection (connection set-up, the new key's first lookup); the worst of those is "
