@@ -203,23 +203,13 @@ class Authenticator:
         if not (principal.has(scope) or principal.has(Scope.ADMIN)):
             raise Forbidden(f"this key lacks the {scope.value} scope")
 
-    def throttle(self, principal: Principal) -> Decision:
-        decision = self._limiter.hit(
-            f"key:{principal.key_id}", limit=principal.rate_limit_per_minute, window_s=60.0
-        )
-        return _allowed(decision)
-
     async def throttle_async(self, principal: Principal) -> Decision:
         decision = await self._limiter.hit_async(
             f"key:{principal.key_id}", limit=principal.rate_limit_per_minute, window_s=60.0
         )
-        return _allowed(decision)
-
-
-def _allowed(decision: Decision) -> Decision:
-    if not decision.allowed:
-        raise KeyRateLimited(decision)
-    return decision
+        if not decision.allowed:
+            raise KeyRateLimited(decision)
+        return decision
 
 
 def lookup_with(client: Any, settings: Any) -> Callable[[str], ApiKey | None]:

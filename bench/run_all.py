@@ -2,12 +2,14 @@
 
     .venv/bin/python -m bench.run_all [--repeats 3] [--quick] [--out-dir bench]
 
-Stacks one after another; all but the progress stacks are reused for all their repeats:
+Stacks one after another; the worker and full stacks are reused for all their repeats, the API
+and progress stacks are fresh for each repeat:
 1. worker stack (emulators, model server, one worker): worker run-sync vs raw `codex exec`;
    worker RSS per concurrent job at 1x, 4x and 16x;
 2. API stack (emulators and the API with one server process per core, nothing dispatches):
    raw Firestore-emulator write rate; async submissions at 1, 4 and 16 connections and at half
-   the maximum rate; then, on an API stack with one server process, the 16-connection run again;
+   the maximum rate; then, on a stack whose API has one server process, the 16-connection run
+   again with its own raw baseline;
 3. a fresh API stack per repeat: progress latency to SSE and WebSocket clients with 1, 4 and 16
    subscribers;
 4. full stack (functions, 2 workers, Workflows): the stack's memory at rest; submit → terminal
@@ -140,87 +142,91 @@ def worker_section(repeats: int, runs: int, details: dict[str, Any]) -> list[dic
 def api_section(
     repeats: int, seconds: float, events: int, details: dict[str, Any]
 ) -> list[dict[str, float]]:
+    """Submission figures on fresh stacks per repeat (see `submission_repeat`)."""
     out: list[dict[str, float]] = []
+    for r in range(repeats):
+        log.info("api repeat %d/%d", r + 1, repeats)
+        fig = submission_repeat(seconds, events, details)
+        fig.update(single_process_submit(seconds, details))
+        out.append(fig)
+    return out
+
+
+def submission_repeat(seconds: float, events: int, details: dict[str, Any]) -> dict[str, float]:
+    """Raw write rates, then submissions at every scale and at half the best rate, on a fresh
+    stack: the emulator slows down with the writes it has served (clearing its documents does
+    not undo it), so one stack for every repeat made each repeat slower than the last."""
     with api_submit.start_stack(API_PROCESSES) as stack:
         os.environ.update(stack.env)
         adapters = Adapters(Settings())
         url = stack.urls["api"]
         api_submit.run_load(url, api_submit.new_key(adapters), 2, 4, None)  # warm-up
-        for r in range(repeats):
-            log.info("api repeat %d/%d", r + 1, repeats)
-            pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
-            raw: dict[str, Any] = {
-                "firestore_sequential": api_submit.firestore_rate(adapters.firestore, 3, 1)
-            }
-            with CpuMeter(pids) as writes_cpu:
-                raw["firestore_threads"] = api_submit.firestore_rate(adapters.firestore, 3, 8)
-            fs_max = max(
-                raw["firestore_sequential"]["writes_per_s"],
-                raw["firestore_threads"]["writes_per_s"],
-            )
-            fig: dict[str, float] = {
-                "submit.api_processes": API_PROCESSES,
-                "firestore.writes_per_s@1thread": raw["firestore_sequential"]["writes_per_s"],
-                "firestore.writes_per_s@8threads": raw["firestore_threads"]["writes_per_s"],
-            }
-            n_writes = int(raw["firestore_threads"]["writes"])
-            fig["cpu.firestore_write.emulator_ms_per_write"] = writes_cpu.ms_per(
-                n_writes, "firestore"
-            )
-            fig["cpu.firestore_write.client_ms_per_write"] = writes_cpu.ms_per(n_writes, "self")
-            best = 0.0
-            for scale in SCALES:
-                stack.reset_state()
-                key = api_submit.new_key(adapters)
-                with CpuMeter(pids) as submit_cpu:
-                    sub = api_submit.run_load(url, key, seconds, scale, None)
-                n_req = int(sub["requests"])
-                fig[f"cpu.submit.api_ms_per_req@{scale}x"] = submit_cpu.ms_per(n_req, "api")
-                fig[f"cpu.submit.emulators_ms_per_req@{scale}x"] = submit_cpu.ms_per(
-                    n_req, "firestore", "redis"
-                )
-                fig[f"cpu.submit.load_generator_ms_per_req@{scale}x"] = submit_cpu.ms_per(
-                    n_req, "children"
-                )
-                raw[f"submit@{scale}x"] = sub
-                fig[f"submit.rps@{scale}x"] = sub["rps"]
-                fig[f"submit.p50_ms@{scale}x"] = sub["p50_ms"]
-                fig[f"submit.p99_ms@{scale}x"] = sub["p99_ms"]
-                best = max(best, sub["rps"])
-            fig["submit.max_rps"] = best
-            fig["submit.ratio_to_firestore"] = best / fs_max
-            # Open loop at half the best closed-loop rate, enough connections not to queue.
+        pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
+        raw: dict[str, Any] = {
+            "firestore_sequential": api_submit.firestore_rate(adapters.firestore, 3, 1)
+        }
+        with CpuMeter(pids) as writes_cpu:
+            raw["firestore_threads"] = api_submit.firestore_rate(adapters.firestore, 3, 8)
+        fs_max = max(
+            raw["firestore_sequential"]["writes_per_s"],
+            raw["firestore_threads"]["writes_per_s"],
+        )
+        fig: dict[str, float] = {
+            "submit.api_processes": API_PROCESSES,
+            "firestore.writes_per_s@1thread": raw["firestore_sequential"]["writes_per_s"],
+            "firestore.writes_per_s@8threads": raw["firestore_threads"]["writes_per_s"],
+        }
+        n_writes = int(raw["firestore_threads"]["writes"])
+        fig["cpu.firestore_write.emulator_ms_per_write"] = writes_cpu.ms_per(n_writes, "firestore")
+        fig["cpu.firestore_write.client_ms_per_write"] = writes_cpu.ms_per(n_writes, "self")
+        best = 0.0
+        for scale in SCALES:
             stack.reset_state()
-            half = api_submit.run_load(
-                url, api_submit.new_key(adapters), seconds, max(SCALES), best / 2
+            key = api_submit.new_key(adapters)
+            with CpuMeter(pids) as submit_cpu:
+                sub = api_submit.run_load(url, key, seconds, scale, None)
+            n_req = int(sub["requests"])
+            fig[f"cpu.submit.api_ms_per_req@{scale}x"] = submit_cpu.ms_per(n_req, "api")
+            fig[f"cpu.submit.emulators_ms_per_req@{scale}x"] = submit_cpu.ms_per(
+                n_req, "firestore", "redis"
             )
-            raw["submit_half"] = half
-            fig["submit_half.offered_rps"] = best / 2
-            fig["submit_half.rps"] = half["rps"]
-            fig["submit_half.p50_ms"] = half["p50_ms"]
-            fig["submit_half.p99_ms"] = half["p99_ms"]
-            fig["submit_half.warmup_max_ms"] = half["warmup_max_ms"]
-            # For context only: the same progress measurement on this stack, after the submission
-            # phases' thousands of writes (see progress_section).
-            stack.reset_state()
-            aged = api_submit.progress_latency(
-                url, api_submit.new_key(adapters), adapters.jobs, events, transport="sse"
+            fig[f"cpu.submit.load_generator_ms_per_req@{scale}x"] = submit_cpu.ms_per(
+                n_req, "children"
             )
-            raw["progress_after_writes.sse@1x"] = aged
-            fig["progress_after_writes.sse.p50_ms@1x"] = aged["p50_ms"]
-            fig["progress_after_writes.sse.p99_ms@1x"] = aged["p99_ms"]
-            details.setdefault("api", []).append(raw)
-            out.append(fig)
-    for fig, single in zip(out, single_process_submit(repeats, seconds, details), strict=True):
-        fig.update(single)
-    return out
+            raw[f"submit@{scale}x"] = sub
+            fig[f"submit.rps@{scale}x"] = sub["rps"]
+            fig[f"submit.p50_ms@{scale}x"] = sub["p50_ms"]
+            fig[f"submit.p99_ms@{scale}x"] = sub["p99_ms"]
+            best = max(best, sub["rps"])
+        fig["submit.max_rps"] = best
+        fig["submit.ratio_to_firestore"] = best / fs_max
+        # Open loop at half the best closed-loop rate, enough connections not to queue.
+        stack.reset_state()
+        half = api_submit.run_load(
+            url, api_submit.new_key(adapters), seconds, max(SCALES), best / 2
+        )
+        raw["submit_half"] = half
+        fig["submit_half.offered_rps"] = best / 2
+        fig["submit_half.rps"] = half["rps"]
+        fig["submit_half.p50_ms"] = half["p50_ms"]
+        fig["submit_half.p99_ms"] = half["p99_ms"]
+        fig["submit_half.warmup_max_ms"] = half["warmup_max_ms"]
+        # For context only: the same progress measurement on this stack, after the submission
+        # phases' thousands of writes (see progress_section).
+        stack.reset_state()
+        aged = api_submit.progress_latency(
+            url, api_submit.new_key(adapters), adapters.jobs, events, transport="sse"
+        )
+        raw["progress_after_writes.sse@1x"] = aged
+        fig["progress_after_writes.sse.p50_ms@1x"] = aged["p50_ms"]
+        fig["progress_after_writes.sse.p99_ms@1x"] = aged["p99_ms"]
+        details.setdefault("api", []).append(raw)
+    return fig
 
 
-def single_process_submit(
-    repeats: int, seconds: float, details: dict[str, Any]
-) -> list[dict[str, float]]:
-    """For reference: the same closed loop at the highest scale against one API process."""
-    out: list[dict[str, float]] = []
+def single_process_submit(seconds: float, details: dict[str, Any]) -> dict[str, float]:
+    """For reference: the closed loop at the highest scale against one API process, with its
+    own raw baseline, on a fresh stack."""
     scale = max(SCALES)
     with api_submit.start_stack(1) as stack:
         os.environ.update(stack.env)
@@ -228,24 +234,17 @@ def single_process_submit(
         url = stack.urls["api"]
         api_submit.run_load(url, api_submit.new_key(adapters), 2, 4, None)  # warm-up
         pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
-        for r in range(repeats):
-            log.info("single-process api repeat %d/%d", r + 1, repeats)
-            writes = api_submit.firestore_rate(adapters.firestore, 3, 8)
-            stack.reset_state()
-            with CpuMeter(pids) as meter:
-                sub = api_submit.run_load(url, api_submit.new_key(adapters), seconds, scale, None)
-            details.setdefault("api_single_process", []).append({"writes": writes, "submit": sub})
-            out.append(
-                {
-                    f"submit_1process.rps@{scale}x": sub["rps"],
-                    f"submit_1process.p99_ms@{scale}x": sub["p99_ms"],
-                    f"cpu.submit_1process.api_ms_per_req@{scale}x": meter.ms_per(
-                        int(sub["requests"]), "api"
-                    ),
-                    "submit_1process.ratio_to_firestore": sub["rps"] / writes["writes_per_s"],
-                }
-            )
-    return out
+        writes = api_submit.firestore_rate(adapters.firestore, 3, 8)
+        stack.reset_state()
+        with CpuMeter(pids) as meter:
+            sub = api_submit.run_load(url, api_submit.new_key(adapters), seconds, scale, None)
+    details.setdefault("api_single_process", []).append({"writes": writes, "submit": sub})
+    return {
+        f"submit_1process.rps@{scale}x": sub["rps"],
+        f"submit_1process.p99_ms@{scale}x": sub["p99_ms"],
+        f"cpu.submit_1process.api_ms_per_req@{scale}x": meter.ms_per(int(sub["requests"]), "api"),
+        "submit_1process.ratio_to_firestore": sub["rps"] / writes["writes_per_s"],
+    }
 
 
 def stack_at_rest(stack: Stack) -> dict[str, float]:
