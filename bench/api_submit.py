@@ -3,8 +3,8 @@
     .venv/bin/python bench/api_submit.py [results.json] [--seconds S] [--concurrency C]
 
 Starts its own local stack (emulators + API only: no dispatcher or workers, so the numbers are
-the API's own; the API with `--api-workers` server processes, one per core by default) and
-measures, in order:
+the API's own; the API with `--api-workers` server processes, default 1) and measures, in
+order:
 1. progress latency: an event appended with JobStore → received by an SSE client and by a
    WebSocket client; p50/p99 (first, while the emulator has served few writes);
 2. the raw Firestore-emulator write rate (single-document sets, sequential and N threads) — the
@@ -364,9 +364,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--firestore-threads", type=int, default=8)
     parser.add_argument("--progress-events", type=int, default=100)
-    parser.add_argument(
-        "--api-workers", type=int, default=os.cpu_count() or 1, help="API server processes"
-    )
+    parser.add_argument("--api-workers", type=int, default=1, help="API server processes")
     args = parser.parse_args()
 
     from shared.adapters import Adapters
