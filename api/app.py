@@ -28,6 +28,7 @@ def create_app(settings: ApiSettings | None = None, adapters: Adapters | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.project_id)
         app.state.services = Services.build(settings, adapters)
+        app.state.services.start()
         yield
         await app.state.services.aclose()
 

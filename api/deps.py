@@ -12,10 +12,12 @@ from starlette.requests import HTTPConnection
 
 from api.activejobs import ActiveJobGauge, count_active_jobs
 from api.auth import Authenticator, KeyCache, Principal, lookup_with
+from api.fanout import AdminFanout
 from api.settings import ApiSettings
 from api.streaming import ConnectionRegistry
 from api.watch import Listeners
 from shared.adapters import Adapters
+from shared.adapters.redis import make_async_redis
 from shared.apikeys import Scope
 from shared.jobstore import JobStore
 from shared.jobstore_async import AsyncJobWriter
@@ -35,6 +37,7 @@ class Services:
     auth: Authenticator
     listeners: Listeners
     connections: ConnectionRegistry
+    fanout: AdminFanout
     active_jobs: ActiveJobGauge
 
     @classmethod
@@ -48,6 +51,7 @@ class Services:
             cache=KeyCache(settings.api_key_cache_s),
             trust_gateway=settings.trust_gateway_userinfo,
         )
+        connections = ConnectionRegistry()
         return cls(
             settings=settings,
             adapters=adapters,
@@ -56,15 +60,23 @@ class Services:
             limiter=limiter,
             auth=auth,
             listeners=Listeners(adapters.firestore, settings),
-            connections=ConnectionRegistry(),
+            connections=connections,
+            fanout=AdminFanout(make_async_redis(settings, socket_timeout=None), connections),
             active_jobs=ActiveJobGauge(
                 lambda tenant: count_active_jobs(adapters.firestore, settings, tenant),
                 max_age_s=settings.active_jobs_recount_s,
             ),
         )
 
+    def start(self) -> None:
+        """Start what runs in the background (on the serving event loop)."""
+        self.fanout.start()
+
     async def aclose(self) -> None:
-        """Close the asyncio clients, which belong to the loop that is shutting down."""
+        """Stop the background work and close the asyncio clients, which belong to the loop
+        that is shutting down."""
+        await self.fanout.stop()
+        await self.fanout.close()
         await self.adapters.redis_async.aclose()
 
 

@@ -124,11 +124,19 @@ class ConnectionInfo(_Out):
     connected_at: str
     stream_type: str
     jobs_started: int
+    instance_id: str = Field(description="The API instance (server process) holding it.")
+
+
+_SCOPE = (
+    "Which instances answered: `all`; `partial` (some did not answer in time); `instance` "
+    "(only the answering one: Redis, which carries the request to the others, is unreachable)."
+)
 
 
 class ConnectionList(_Out):
     connections: list[ConnectionInfo]
-    scope: str = Field(description="Connections are those open on the answering instance.")
+    scope: str = Field(description=_SCOPE)
+    instances: int = Field(description="API instances asked.")
 
 
 class BroadcastTarget(StrEnum):
@@ -149,7 +157,9 @@ class BroadcastRequest(BaseModel):
 
 class BroadcastResult(_Out):
     target: str
-    delivered: int
+    delivered: int = Field(description="Connections the message was sent to, on every instance.")
+    instances: int = Field(description="API instances asked.")
+    scope: str = Field(description=_SCOPE)
 
 
 class StreamMessage(_Out):

@@ -46,8 +46,8 @@ class ApiSettings(Settings):
     # Largest artifact proxied through the API when a signed URL cannot be made.
     artifact_proxy_max_bytes: int = Field(default=64 * 1_048_576, ge=1)
     # Server processes of `python -m api` (one per core uses a multi-core instance). Each
-    # process is an instance of its own for the per-instance state listed in docs/api.md
-    # (open WebSockets, `/v2/connections`, `/v2/broadcast`, key cache, fallback buckets).
+    # process is an instance of its own (its WebSockets, key cache, fallback buckets; see
+    # docs/api.md).
     api_workers: int = Field(default=1, ge=1, le=64)
 
     def tier_limit(self, tier: str) -> int:

@@ -251,20 +251,18 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
 @router.get(
     "/v2/connections",
     tags=["admin"],
-    summary="WebSocket connections open on this instance (admin scope)",
+    summary="WebSocket connections open on every API instance (admin scope)",
     response_model=ConnectionList,
 )
 async def list_connections(principal: Admin, services: ServicesDep) -> dict[str, Any]:
-    return {
-        "connections": [c.describe() for c in services.connections.all()],
-        "scope": "instance",
-    }
+    connections, answers = await services.fanout.connections()
+    return {"connections": connections, "scope": answers.scope, "instances": answers.instances}
 
 
 @router.post(
     "/v2/broadcast",
     tags=["admin"],
-    summary="Send a message to open WebSocket connections (admin scope)",
+    summary="Send a message to open WebSocket connections on every instance (admin scope)",
     response_model=BroadcastResult,
 )
 async def broadcast(
@@ -287,5 +285,10 @@ async def broadcast(
     message = server_message(
         "", body.message_type, body.data, broadcast=True, sender=principal.key_id
     )
-    delivered = await services.connections.broadcast(body.target.value, value, message)
-    return {"target": body.target.value, "delivered": delivered}
+    delivered, answers = await services.fanout.broadcast(body.target.value, value, message)
+    return {
+        "target": body.target.value,
+        "delivered": delivered,
+        "instances": answers.instances,
+        "scope": answers.scope,
+    }

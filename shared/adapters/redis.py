@@ -19,11 +19,14 @@ def make_redis(settings: Settings) -> redis.Redis:
     )
 
 
-def make_async_redis(settings: Settings) -> redis.asyncio.Redis:
-    """The asyncio client, for code on an event loop (the same short timeouts)."""
+def make_async_redis(
+    settings: Settings, *, socket_timeout: float | None = 0.5
+) -> redis.asyncio.Redis:
+    """The asyncio client, for code on an event loop (the same short timeouts, unless a caller
+    that waits on purpose, a subscription or BLPOP, asks for none)."""
     return redis.asyncio.Redis.from_url(
         settings.redis_url,
-        socket_timeout=0.5,
+        socket_timeout=socket_timeout,
         socket_connect_timeout=0.5,
         health_check_interval=30,
         decode_responses=True,

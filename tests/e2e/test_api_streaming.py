@@ -292,7 +292,12 @@ def test_admin_lists_connections_and_broadcasts(api: ApiEnv) -> None:
                 "/v2/broadcast",
                 json={"target": "session", "session_id": "s-two", "data": {"note": "hi two"}},
             )
-            assert r.json() == {"target": "session", "delivered": 1}
+            assert r.json() == {
+                "target": "session",
+                "delivered": 1,
+                "instances": 1,
+                "scope": "all",
+            }
             got = _recv_until(ws2, lambda m: m.get("broadcast") is True)[-1]
             assert got["data"] == {"note": "hi two"}
             assert got["session_id"] == "s-two"

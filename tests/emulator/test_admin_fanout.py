@@ -1,0 +1,95 @@
+"""Admin fan-out over the stack's real Redis: every instance answers, a silent one is waited
+for only so long, and without Redis an instance answers for itself."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio
+
+from api.fanout import CHANNEL, AdminFanout
+from api.streaming import ConnectionRegistry
+from devstack.ports import free_port
+from shared.adapters.redis import make_async_redis
+from shared.settings import Settings
+
+
+def _registry_with(sessions: list[str], received: list[dict[str, Any]]) -> ConnectionRegistry:
+    registry = ConnectionRegistry()
+
+    async def send(message: dict[str, Any]) -> None:
+        received.append(message)
+
+    for session in sessions:
+        registry.add(session_id=session, tenant="t1", key_id="k", send=send)
+    return registry
+
+
+def test_two_instances_answer_and_a_silent_subscriber_is_waited_for_only_so_long(
+    settings: Settings,
+) -> None:
+    async def scenario() -> tuple[Any, ...]:
+        received: list[dict[str, Any]] = []
+        one = AdminFanout(
+            make_async_redis(settings, socket_timeout=None),
+            _registry_with(["s1", "s2"], received),
+            timeout_s=0.5,
+        )
+        two = AdminFanout(
+            make_async_redis(settings, socket_timeout=None),
+            _registry_with(["s3"], received),
+            timeout_s=0.5,
+        )
+        for fanout in (one, two):
+            fanout.start()
+            assert await fanout.wait_subscribed(5)
+        try:
+            delivered, answers = await one.broadcast("all", None, {"hello": 1})
+            listed, _ = await two.connections()
+            # A third subscriber that never answers (an instance stuck or going away).
+            silent = make_async_redis(settings, socket_timeout=None).pubsub()
+            await silent.subscribe(CHANNEL)
+            started = asyncio.get_running_loop().time()
+            partial_delivered, partial = await two.broadcast("session", "s3", {"x": 1})
+            waited = asyncio.get_running_loop().time() - started
+            await silent.aclose()  # type: ignore[no-untyped-call]
+        finally:
+            for fanout in (one, two):
+                await fanout.stop()
+                await fanout.close()
+        return delivered, answers, listed, received, partial_delivered, partial, waited
+
+    delivered, answers, listed, received, partial_delivered, partial, waited = asyncio.run(
+        scenario()
+    )
+    # The two here and the stack's own API.
+    assert (delivered, answers.instances, answers.scope) == (3, 3, "all")
+    assert sorted(c["session_id"] for c in listed) == ["s1", "s2", "s3"]
+    assert len({c["instance_id"] for c in listed}) == 2
+    assert sorted(m["session_id"] for m in received if "hello" in m) == ["s1", "s2", "s3"]
+    assert (partial_delivered, partial.instances, partial.scope) == (1, 4, "partial")
+    assert 0.4 <= waited < 2.0
+
+
+def test_without_redis_an_instance_answers_for_itself() -> None:
+    async def scenario() -> tuple[Any, ...]:
+        received: list[dict[str, Any]] = []
+        unreachable = redis.asyncio.Redis(port=free_port(), socket_connect_timeout=0.2)
+        fanout = AdminFanout(unreachable, _registry_with(["s1"], received), timeout_s=0.5)
+        fanout.start()
+        try:
+            subscribed = await fanout.wait_subscribed(0.5)
+            delivered, answers = await fanout.broadcast("tenant", "t1", {"hello": 1})
+            listed, listing = await fanout.connections()
+        finally:
+            await fanout.stop()
+            await fanout.close()
+        return subscribed, delivered, answers, listed, listing, received
+
+    subscribed, delivered, answers, listed, listing, received = asyncio.run(scenario())
+    assert not subscribed
+    assert (delivered, answers.instances, answers.scope) == (1, 1, "instance")
+    assert [c["session_id"] for c in listed] == ["s1"]
+    assert listing.scope == "instance"
+    assert received[0]["hello"] == 1
