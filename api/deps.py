@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -61,7 +62,8 @@ class Services:
             auth=auth,
             listeners=Listeners(adapters.firestore, settings),
             connections=connections,
-            fanout=AdminFanout(make_async_redis(settings, socket_timeout=None), connections),
+            # Its own client: the socket timeout must outlast the fan-out's 1 s wait for replies.
+            fanout=AdminFanout(make_async_redis(settings, socket_timeout=2.0), connections),
             active_jobs=ActiveJobGauge(
                 lambda tenant: count_active_jobs(adapters.firestore, settings, tenant),
                 max_age_s=settings.active_jobs_recount_s,
@@ -78,6 +80,9 @@ class Services:
         await self.fanout.stop()
         await self.fanout.close()
         await self.adapters.redis_async.aclose()
+        # firestore.AsyncClient has no close(); its transport does (the gRPC channel).
+        with contextlib.suppress(Exception):
+            await self.adapters.firestore_async._firestore_api.transport.close()
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -6,13 +6,14 @@ Route handlers decode the request, call one of these, and map the result (or the
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+from starlette.concurrency import run_in_threadpool
 
 from api.activejobs import ActiveJobGauge
 from shared import metrics
@@ -94,7 +95,9 @@ async def submit_job(
         _check_webhook_target(request.webhook.url, settings.webhook_allow_private)
     check_workspace_access(request, caller.tenant, settings)
     if not active_jobs.try_admit(caller.tenant, max_active_jobs):
-        await asyncio.to_thread(active_jobs.admit, caller.tenant, max_active_jobs)
+        # Starlette's thread pool, not the loop's small default one: a burst waiting here on
+        # one tenant's count must not starve other blocking work.
+        await run_in_threadpool(active_jobs.admit, caller.tenant, max_active_jobs)
     generated: str | None = None
     secret: str | None = None
     if request.webhook is not None:

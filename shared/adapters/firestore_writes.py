@@ -60,11 +60,24 @@ def encode_value(value: Any) -> Any:
 
 
 def encode_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: encode_value(value) for key, value in values.items()}
+    # Sorted, as the library does: the serialized message is then the same bytes too.
+    out: dict[str, Any] = {}
+    for key in sorted(values, key=_field_name):
+        out[key] = encode_value(values[key])
+    return out
+
+
+def _field_name(key: object) -> str:
+    # The library refuses empty and non-string field names; its path raises the same error.
+    if not isinstance(key, str) or not key:
+        raise NotEncodable(f"field name {key!r}")
+    return key
 
 
 def _timestamp(value: datetime.datetime) -> Any:
     # Naive datetimes are UTC, as the library reads them; whole microseconds since the epoch.
+    if value.tzinfo is not None and value.utcoffset() is None:
+        raise NotEncodable("a tzinfo without an offset")
     aware = value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
     micros = (aware - _EPOCH) // datetime.timedelta(microseconds=1)
     seconds, rest = divmod(micros, 1_000_000)

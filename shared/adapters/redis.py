@@ -23,7 +23,7 @@ def make_async_redis(
     settings: Settings, *, socket_timeout: float | None = 0.5
 ) -> redis.asyncio.Redis:
     """The asyncio client, for code on an event loop (the same short timeouts, unless a caller
-    that waits on purpose, a subscription or BLPOP, asks for none)."""
+    that waits on purpose, such as BLPOP, asks for a longer one)."""
     return redis.asyncio.Redis.from_url(
         settings.redis_url,
         socket_timeout=socket_timeout,
