@@ -766,7 +766,12 @@ class JobStore:
         try:
             return fn()
         except UNAVAILABLE_ERRORS as exc:
-            raise DependencyUnavailable(f"job store unavailable: {type(exc).__name__}") from exc
+            raise unavailable(exc) from exc
+
+
+def unavailable(exc: Exception) -> DependencyUnavailable:
+    """What a Firestore outage becomes (a 503 with Retry-After at the API)."""
+    return DependencyUnavailable(f"job store unavailable: {type(exc).__name__}")
 
 
 def _backoff(attempt: int) -> None:

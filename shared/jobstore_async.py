@@ -14,8 +14,14 @@ from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.async_client import AsyncClient
 
 from shared.adapters.firestore_writes import add_create
-from shared.errors import DependencyUnavailable
-from shared.jobstore import UNAVAILABLE_ERRORS, CreateOutcome, JobStore, NewJob, decode_record
+from shared.jobstore import (
+    UNAVAILABLE_ERRORS,
+    CreateOutcome,
+    JobStore,
+    NewJob,
+    decode_record,
+    unavailable,
+)
 from shared.models import JobRecord, is_safe_id
 
 
@@ -36,7 +42,7 @@ class AsyncJobWriter:
             # Rare (a replayed idempotency key racing its first use): the blocking path is fine.
             return await asyncio.to_thread(self._store.settle_conflict, new)
         except UNAVAILABLE_ERRORS as exc:
-            raise DependencyUnavailable(f"job store unavailable: {type(exc).__name__}") from exc
+            raise unavailable(exc) from exc
         return CreateOutcome(new.record, created=True)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -45,6 +51,6 @@ class AsyncJobWriter:
         try:
             snap = await self._jobs.document(job_id).get()
         except UNAVAILABLE_ERRORS as exc:
-            raise DependencyUnavailable(f"job store unavailable: {type(exc).__name__}") from exc
+            raise unavailable(exc) from exc
         data = snap.to_dict()
         return decode_record(data) if snap.exists and data is not None else None

@@ -1,6 +1,8 @@
-"""Firestore client factory (the emulator is picked up from FIRESTORE_EMULATOR_HOST)."""
+"""Firestore client factories (the emulator is picked up from FIRESTORE_EMULATOR_HOST)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
@@ -8,23 +10,21 @@ from google.cloud import firestore
 from shared.settings import Settings
 
 
-def make_firestore_client(settings: Settings) -> firestore.Client:
+def _options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "project": settings.project_id,
+        "database": settings.firestore_database,
+    }
     if settings.firestore_emulator_host:
         # The emulator needs no credentials; anonymous ones avoid a metadata-server lookup.
-        return firestore.Client(
-            project=settings.project_id,
-            database=settings.firestore_database,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        )
-    return firestore.Client(project=settings.project_id, database=settings.firestore_database)
+        options["credentials"] = AnonymousCredentials()  # type: ignore[no-untyped-call]
+    return options
+
+
+def make_firestore_client(settings: Settings) -> firestore.Client:
+    return firestore.Client(**_options(settings))
 
 
 def make_async_firestore_client(settings: Settings) -> firestore.AsyncClient:
     """The asyncio client (grpc.aio), for code on an event loop; create it on that loop."""
-    if settings.firestore_emulator_host:
-        return firestore.AsyncClient(
-            project=settings.project_id,
-            database=settings.firestore_database,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        )
-    return firestore.AsyncClient(project=settings.project_id, database=settings.firestore_database)
+    return firestore.AsyncClient(**_options(settings))
