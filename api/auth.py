@@ -203,8 +203,8 @@ class Authenticator:
         if not (principal.has(scope) or principal.has(Scope.ADMIN)):
             raise Forbidden(f"this key lacks the {scope.value} scope")
 
-    async def throttle_async(self, principal: Principal) -> Decision:
-        decision = await self._limiter.hit_async(
+    async def throttle(self, principal: Principal) -> Decision:
+        decision = await self._limiter.hit(
             f"key:{principal.key_id}", limit=principal.rate_limit_per_minute, window_s=60.0
         )
         if not decision.allowed:

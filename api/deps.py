@@ -44,7 +44,7 @@ class Services:
     @classmethod
     def build(cls, settings: ApiSettings, adapters: Adapters | None = None) -> Services:
         adapters = adapters or Adapters(settings)
-        limiter = RateLimiter(adapters.redis, async_client=adapters.redis_async)
+        limiter = RateLimiter(adapters.redis_async)
         auth = Authenticator(
             lookup=lookup_with(adapters.firestore, settings),
             tier_limit=settings.tier_limit,
@@ -107,7 +107,7 @@ def _principal_with(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         if principal is None:
             principal = await run_in_threadpool(auth.identify, request.headers)
         auth.authorize(principal, scope)
-        decision = await auth.throttle_async(principal)
+        decision = await auth.throttle(principal)
         request.state.ratelimit_headers = decision.headers()
         return principal
 

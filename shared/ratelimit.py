@@ -130,69 +130,45 @@ class LocalBuckets:
 class RateLimiter:
     """Token buckets in Redis with an in-process fallback (never raises for a Redis outage).
 
-    `hit` uses the blocking client; `hit_async` the asyncio one, so an event loop can rate-limit
-    without a hop to a worker thread. Both share the fallback state.
+    Asyncio only: the API rate-limits on its event loop (`redis` is a `redis.asyncio` client).
     """
 
     def __init__(
         self,
-        redis_client: Any,
+        redis: Any,
         *,
-        async_client: Any = None,
         prefix: str = "codex-cloud:rl:",
         retry_redis_after_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._redis = redis_client
-        self._async_redis = async_client
+        self._redis = redis
         self._prefix = prefix
         self._retry_after = retry_redis_after_s
         self._clock = clock
         self._redis_down_until = 0.0
         self._script: Any = None
-        self._async_script: Any = None
         self.local = LocalBuckets(clock=clock)
 
     @property
     def using_fallback(self) -> bool:
         return self._clock() < self._redis_down_until
 
-    def hit(self, key: str, *, limit: int, window_s: float = 60.0) -> Decision:
+    async def hit(self, key: str, *, limit: int, window_s: float = 60.0) -> Decision:
         if limit <= 0:
             return _refused_outright(window_s)
         if not self.using_fallback:
             try:
                 if self._script is None:
                     self._script = self._redis.register_script(BUCKET_SCRIPT)
-                reply = self._script(keys=[self._prefix + key], args=_args(limit, window_s))
+                reply = await self._script(keys=[self._prefix + key], args=_args(limit, window_s))
                 return _decision(reply, limit, window_s)
             except Exception as exc:  # any client/connection error: degrade, never fail
-                self._fall_back(exc)
-        return self.local.hit(key, limit=limit, window_s=window_s)
-
-    async def hit_async(self, key: str, *, limit: int, window_s: float = 60.0) -> Decision:
-        if self._async_redis is None:
-            raise RuntimeError("this limiter was built without an asyncio Redis client")
-        if limit <= 0:
-            return _refused_outright(window_s)
-        if not self.using_fallback:
-            try:
-                if self._async_script is None:
-                    self._async_script = self._async_redis.register_script(BUCKET_SCRIPT)
-                reply = await self._async_script(
-                    keys=[self._prefix + key], args=_args(limit, window_s)
+                self._redis_down_until = self._clock() + self._retry_after
+                log.warning(
+                    "rate limiter falling back to in-process buckets",
+                    extra={"fields": {"error": type(exc).__name__}},
                 )
-                return _decision(reply, limit, window_s)
-            except Exception as exc:  # any client/connection error: degrade, never fail
-                self._fall_back(exc)
         return self.local.hit(key, limit=limit, window_s=window_s)
-
-    def _fall_back(self, exc: Exception) -> None:
-        self._redis_down_until = self._clock() + self._retry_after
-        log.warning(
-            "rate limiter falling back to in-process buckets",
-            extra={"fields": {"error": type(exc).__name__}},
-        )
 
 
 def _refused_outright(window_s: float) -> Decision:

@@ -1,27 +1,25 @@
-"""The rate limiter against the stack's real Redis: blocking and asyncio callers, one bucket."""
+"""The rate limiter against the stack's real Redis: the Lua bucket, its headers' figures."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
-from shared.adapters.redis import make_async_redis, make_redis
+from shared.adapters.redis import make_async_redis
 from shared.ratelimit import Decision, RateLimiter
 from shared.settings import Settings
 
 
-def test_blocking_and_asyncio_hits_draw_from_one_bucket(settings: Settings) -> None:
+def test_a_burst_of_limit_is_allowed_then_refused_with_a_retry_time(settings: Settings) -> None:
     key = f"test-{uuid.uuid4().hex}"
 
     async def scenario() -> list[Decision]:
-        async_client = make_async_redis(settings)
+        client = make_async_redis(settings)
         try:
-            limiter = RateLimiter(make_redis(settings), async_client=async_client)
-            first = limiter.hit(key, limit=3, window_s=60)
-            rest = [await limiter.hit_async(key, limit=3, window_s=60) for _ in range(3)]
-            return [first, *rest]
+            limiter = RateLimiter(client)
+            return [await limiter.hit(key, limit=3, window_s=60) for _ in range(4)]
         finally:
-            await async_client.aclose()
+            await client.aclose()
 
     decisions = asyncio.run(scenario())
 

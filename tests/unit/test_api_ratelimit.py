@@ -3,8 +3,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from shared.ratelimit import Decision, LocalBuckets, RateLimiter, decide, take
 
 
@@ -49,7 +47,7 @@ class _BrokenRedis:
         self.calls = 0
 
     def register_script(self, _script: str) -> Any:
-        def run(**_kwargs: Any) -> Any:
+        async def run(**_kwargs: Any) -> Any:
             self.calls += 1
             raise ConnectionError("redis is down")
 
@@ -60,13 +58,24 @@ def test_redis_outage_falls_back_and_backs_off() -> None:
     now = [0.0]
     redis = _BrokenRedis()
     limiter = RateLimiter(redis, retry_redis_after_s=5.0, clock=lambda: now[0])
-    decisions = [limiter.hit("k", limit=3) for _ in range(4)]
+
+    async def hits(n: int) -> list[Decision]:
+        return [await limiter.hit("k", limit=3) for _ in range(n)]
+
+    decisions = asyncio.run(hits(4))
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert {d.backend for d in decisions} == {"local"}
     assert redis.calls == 1  # no connection attempt per request while backing off
     now[0] = 5.1
-    limiter.hit("k", limit=3)
+    asyncio.run(hits(1))
     assert redis.calls == 2
+
+
+def test_a_zero_limit_refuses_without_asking_redis() -> None:
+    redis = _BrokenRedis()
+    decision = asyncio.run(RateLimiter(redis).hit("k", limit=0))
+    assert not decision.allowed
+    assert redis.calls == 0
 
 
 def test_local_buckets_are_bounded() -> None:
@@ -75,36 +84,3 @@ def test_local_buckets_are_bounded() -> None:
         buckets.hit(key, limit=1, window_s=60)
     assert buckets.hit("a", limit=1, window_s=60).allowed  # evicted, so a fresh bucket
     assert not buckets.hit("c", limit=1, window_s=60).allowed
-
-
-class _BrokenAsyncRedis:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def register_script(self, _script: str) -> Any:
-        async def run(**_kwargs: Any) -> Any:
-            self.calls += 1
-            raise ConnectionError("redis is down")
-
-        return run
-
-
-def test_asyncio_hits_fall_back_like_blocking_ones_and_share_the_backoff() -> None:
-    now = [0.0]
-    broken = _BrokenAsyncRedis()
-    blocking = _BrokenRedis()
-    limiter = RateLimiter(blocking, async_client=broken, clock=lambda: now[0])
-
-    async def hits(n: int) -> list[Decision]:
-        return [await limiter.hit_async("k", limit=3) for _ in range(n)]
-
-    decisions = asyncio.run(hits(4))
-    assert [d.allowed for d in decisions] == [True, True, True, False]
-    assert {d.backend for d in decisions} == {"local"}
-    assert limiter.hit("k", limit=3).backend == "local"  # the outage is known to both paths
-    assert (broken.calls, blocking.calls) == (1, 0)
-
-
-def test_an_asyncio_hit_needs_an_asyncio_client() -> None:
-    with pytest.raises(RuntimeError, match="asyncio Redis client"):
-        asyncio.run(RateLimiter(None).hit_async("k", limit=3))
