@@ -283,6 +283,8 @@ def measure_channels(stack: Stack, adapters: Adapters, samples: int) -> dict[str
 
 
 def _cpu_group(name: str) -> str:
+    if name == "worker-pool":
+        return "emulators"  # the load balancer's stand-in, managed in production
     if name.startswith("worker"):
         return "worker"
     if name.startswith("fn-") or name == "api":

@@ -181,7 +181,13 @@ class Stack:
         ]
         names += [f"fn-{f.name}" for f in self._functions()]
         names += [f"worker-{i}" for i in range(self.options.workers)]
+        if self._pooled():
+            names.append("worker-pool")
         self.ports = {name: free_port() for name in names}
+
+    def _pooled(self) -> bool:
+        """Several workers get a load-balanced front, as the pool has in production."""
+        return self.options.workers > 1
 
     def _functions(self) -> list[FunctionSpec]:
         functions = [f for f in self.options.functions if f.available()]
@@ -191,6 +197,7 @@ class Stack:
 
     def _base_env(self) -> dict[str, str]:
         p = self.ports
+        pool = "worker-pool" if self._pooled() else "worker-0"
         env = {
             "CODEX_CLOUD_ENVIRONMENT": "local",
             "GOOGLE_CLOUD_PROJECT": self.options.project,
@@ -202,9 +209,8 @@ class Stack:
             "CODEX_CLOUD_TASKS_EMULATOR_HOST": f"{HOST}:{p['tasks']}",
             "CODEX_CLOUD_REDIS_URL": f"redis://{HOST}:{p['redis']}/0",
             "CODEX_CLOUD_API_BASE_URL": f"http://{HOST}:{p['api']}",
-            "CODEX_CLOUD_WORKER_URL": f"http://{HOST}:{p['worker-0']}"
-            if self.options.workers
-            else "",
+            # The pool's load-balanced URL: where a job that continues no session is sent.
+            "CODEX_CLOUD_WORKER_URL": f"http://{HOST}:{p[pool]}" if self.options.workers else "",
             "CODEX_CLOUD_WORKER_URLS": ",".join(
                 f"http://{HOST}:{p[f'worker-{i}']}" for i in range(self.options.workers)
             ),
@@ -485,6 +491,23 @@ class Stack:
                     ],
                     {"CODEX_CLOUD_WORKER_ID": f"worker-{i}", "CODEX_CLOUD_SERVICE_NAME": "worker"},
                 )
+        if self._pooled() and _module_available("worker.service"):
+            self._spawn(
+                "worker-pool",
+                [
+                    sys.executable,
+                    "-m",
+                    "devstack.workerpool",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(self.ports["worker-pool"]),
+                    *(
+                        f"http://{HOST}:{self.ports[f'worker-{i}']}"
+                        for i in range(self.options.workers)
+                    ),
+                ],
+            )
         if self.options.api and _module_available("api.app"):
             self._spawn(
                 "api",
@@ -513,6 +536,7 @@ class Stack:
             "api",
             "workflows",
             *[f"worker-{i}" for i in range(self.options.workers)],
+            "worker-pool",
         ):
             if name in self.processes:
                 waits.append((name, self.ports[name]))
@@ -527,9 +551,9 @@ class Stack:
         for name in ("api", "model", "workflows"):
             if name in self.processes:
                 self.urls[name] = f"http://{HOST}:{self.ports[name]}"
-        for i in range(self.options.workers):
-            if f"worker-{i}" in self.processes:
-                self.urls[f"worker-{i}"] = f"http://{HOST}:{self.ports[f'worker-{i}']}"
+        for name in (*[f"worker-{i}" for i in range(self.options.workers)], "worker-pool"):
+            if name in self.processes:
+                self.urls[name] = f"http://{HOST}:{self.ports[name]}"
         self.urls["eventarc"] = f"http://{HOST}:{self.ports['eventarc']}"
 
     def _start_sweeper_schedule(self, functions: list[FunctionSpec]) -> None:

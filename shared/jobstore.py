@@ -69,6 +69,8 @@ UNAVAILABLE_ERRORS = (
     gexc.RetryError,
 )
 MAX_WRITE_RETRIES = 25
+# A cancel signal the worker never took (it died) is deleted by Firestore's TTL after expire_at.
+CANCEL_SIGNAL_TTL = timedelta(days=1)
 
 
 def utcnow() -> datetime:
@@ -599,7 +601,20 @@ class JobStore:
                 )
                 mutation.fields["error"] = JobError(code="cancelled", message=reason)
                 return mutation
-            return Mutation(fields={"cancel_requested": True})
+            mutation = Mutation(fields={"cancel_requested": True})
+            if job.lease_owner:
+                now = self._clock()
+                signal = {
+                    "job_id": job_id,
+                    "attempt": job.attempt,
+                    "reason": reason,
+                    "requested_at": now,
+                    "expire_at": now + CANCEL_SIGNAL_TTL,
+                }
+                mutation.merges.append(
+                    DocMerge(self.cancel_signal_ref(job.lease_owner, job_id), signal)
+                )
+            return mutation
 
         return self.mutate(job_id, decide)
 
@@ -749,6 +764,21 @@ class JobStore:
         job_time = results[0].update_time if fields is not None else None
         head_time = results[1 if fields is not None else 0].update_time if events else None
         return events, job_time, head_time
+
+    def cancel_signals(self, worker_id: str) -> Any:
+        """The worker's cancel mailbox: one document per job it holds that should stop, written
+        with the job's `cancel_requested` flag. The worker listens to this small collection
+        rather than to a query over all jobs: the Firestore emulator re-runs every listening
+        query against the whole collection on each job write (a few ms per listener per write
+        at a few hundred jobs, growing with the collection)."""
+        return (
+            self._client.collection(self._settings.workers_collection)
+            .document(worker_id)
+            .collection(self._settings.topology.firestore.cancels_subcollection)
+        )
+
+    def cancel_signal_ref(self, worker_id: str, job_id: str) -> Any:
+        return self.cancel_signals(worker_id).document(job_id)
 
     # ---- helpers -------------------------------------------------------------------------
 

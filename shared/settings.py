@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     # workflows-emulator base URL; executions start there instead of the Workflows API.
     workflows_emulator_url: str | None = None
 
-    # Worker service URL used when no healthy worker is registered.
+    # The worker pool's load-balanced URL: tasks of jobs that continue no session go there
+    # (spread over every worker), and every task when no healthy worker is registered.
     worker_url: str = "http://127.0.0.1:8080"
     # Public base URL of the API (status_url/events_url in responses).
     api_base_url: str = "http://127.0.0.1:8000"

@@ -53,6 +53,8 @@ class FirestoreSpec(_Frozen):
     stream_subcollection: str
     keys_collection: str
     dedup_collection: str
+    # `workers/{worker_id}/<cancels>/{job_id}`: a worker's cancel mailbox.
+    cancels_subcollection: str
 
 
 class Topology(_Frozen):

@@ -19,7 +19,6 @@ from worker.jobrunner import JobRunner, StopReason, StopSignal
 from worker.phases import PhaseTimer
 
 log = logging.getLogger(__name__)
-WORKERS_COLLECTION = "workers"
 
 
 class Draining(RetryableError):
@@ -58,6 +57,7 @@ class WorkerRuntime:
         self._registry_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch: Any = None
+        self._signal_deletes: set[asyncio.Task[Any]] = set()
         self._update_gauges()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -89,7 +89,7 @@ class WorkerRuntime:
                 await self._registry_task
         with contextlib.suppress(CodexCloudError, Exception):
             await asyncio.to_thread(
-                self.adapters.firestore.collection(WORKERS_COLLECTION)
+                self.adapters.firestore.collection(self.settings.workers_collection)
                 .document(self.worker_id)
                 .delete
             )
@@ -165,30 +165,33 @@ class WorkerRuntime:
         WORKER_SLOTS.labels(state="free").set(max(0, self.slots - len(self.running)))
 
     def _watch_own_jobs(self) -> Any:
-        """One listener per worker for cancellation requests on the jobs it holds: a cancel
-        set through the API reaches the running job in milliseconds.
-
-        The query matches only flagged jobs, so the listener stays silent while this worker
-        writes its jobs' documents (every event batch does); a lost lease is noticed by the
-        heartbeat instead."""
-        from google.cloud.firestore import FieldFilter
-
-        query = (
-            self.adapters.firestore.collection(self.settings.topology.firestore.jobs_collection)
-            .where(filter=FieldFilter("lease_owner", "==", self.worker_id))
-            .where(filter=FieldFilter("cancel_requested", "==", True))
-        )
+        """One listener per worker on its cancel mailbox (`JobStore.cancel_signals`): a cancel
+        set through the API reaches the running job in milliseconds. Each signal is deleted
+        once seen, so the mailbox stays empty; a lost lease is noticed by the heartbeat, and
+        so is a cancel if this listener is down."""
 
         def on_change(_snapshots: list[Any], changes: list[Any], _read_time: Any) -> None:
             for change in changes:
                 if change.type.name != "REMOVED" and self._loop is not None:
-                    self._loop.call_soon_threadsafe(self._stop_job, change.document.id, "cancelled")
+                    self._loop.call_soon_threadsafe(self._on_cancel_signal, change.document.id)
 
         try:
-            return query.on_snapshot(on_change)
+            return self.adapters.jobs.cancel_signals(self.worker_id).on_snapshot(on_change)
         except Exception:  # the heartbeat still carries cancellation, just slower
-            log.warning("could not watch this worker's jobs; relying on heartbeats")
+            log.warning("could not watch this worker's cancel mailbox; relying on heartbeats")
             return None
+
+    def _on_cancel_signal(self, job_id: str) -> None:
+        self._stop_job(job_id, "cancelled")
+        ref = self.adapters.jobs.cancel_signal_ref(self.worker_id, job_id)
+        task = asyncio.create_task(asyncio.to_thread(ref.delete))
+        self._signal_deletes.add(task)
+        task.add_done_callback(self._signal_deleted)
+
+    def _signal_deleted(self, task: asyncio.Task[Any]) -> None:
+        self._signal_deletes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not delete a cancel signal (its TTL will): %s", task.exception())
 
     def _stop_job(self, job_id: str, reason: StopReason) -> None:
         running = self.running.get(job_id)
@@ -215,6 +218,8 @@ class WorkerRuntime:
             "heartbeat_at": datetime.now(UTC),
         }
         await asyncio.to_thread(
-            self.adapters.firestore.collection(WORKERS_COLLECTION).document(self.worker_id).set,
+            self.adapters.firestore.collection(self.settings.workers_collection)
+            .document(self.worker_id)
+            .set,
             doc,
         )

@@ -20,7 +20,7 @@ from shared.errors import IllegalTransition, NotFound
 from shared.metrics import JOBS_DISPATCHED
 from shared.models import JobRecord, JobStatus
 from shared.services.common import EffectLedger, once, utcnow
-from shared.services.routing import candidate_urls
+from shared.services.routing import candidate_urls, task_target
 
 if TYPE_CHECKING:
     from shared.adapters import Adapters
@@ -130,8 +130,8 @@ def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
 
 
 def _send(adapters: Adapters, job: JobRecord, route: str, dispatch_seq: int) -> str:
-    workers = list(candidate_urls(adapters, job.session_id, now=utcnow()))
     if route == "workflows":
+        workers = list(candidate_urls(adapters, job.session_id, now=utcnow()))
         execution = adapters.workflows.start(
             workflow_argument(adapters, job, dispatch_seq, workers)
         )
@@ -142,7 +142,7 @@ def _send(adapters: Adapters, job: JobRecord, route: str, dispatch_seq: int) -> 
         )
         return execution
     queue = job.request.priority.value
-    url = f"{workers[0]}/v1/jobs/{job.job_id}:run"
+    url = f"{task_target(adapters, job, now=utcnow())}/v1/jobs/{job.job_id}:run"
     adapters.tasks.enqueue_http(
         queue,
         url=url,

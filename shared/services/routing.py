@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shared.adapters import Adapters
+    from shared.models import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +109,17 @@ def worker_url_for(adapters: Adapters, worker_id: str) -> str | None:
     if not snap.exists:
         return None
     return worker_from_doc(worker_id, snap.to_dict() or {}).url or None
+
+
+def task_target(adapters: Adapters, job: JobRecord, *, now: datetime) -> str:
+    """The worker base URL a job's task goes to.
+
+    A job that continues a named session goes to the session's worker, where its files are
+    warm. Any other job has nothing warm anywhere, so it goes to the pool's load-balanced URL
+    (`settings.worker_url`): a burst is spread over every worker, and a task refused by a full
+    worker (429) is retried through the balancer onto another one. Hashing such jobs instead
+    would pile a burst's unlucky share onto one worker while others sit idle."""
+    pool = adapters.settings.worker_url.rstrip("/")
+    if job.request.session_id is None and pool:
+        return pool
+    return candidate_urls(adapters, job.session_id, now=now)[0]

@@ -11,6 +11,7 @@ import json
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,6 +136,36 @@ def test_long_job_runs_under_workflows(pipeline_stack: Stack, adapters: Adapters
     done = wait_terminal(adapters, job.job_id)
     assert done.status is JobStatus.SUCCEEDED, done.error
     assert done.route == "workflows"
+
+
+def test_a_burst_of_new_jobs_is_spread_over_every_worker(
+    pipeline_stack: Stack, adapters: Adapters
+) -> None:
+    """Jobs that continue no session go through the pool's balancer: a burst the size of the
+    pool runs at once, one share per worker, instead of waiting on a full worker while
+    another idles."""
+    slots = pipeline_stack.options.worker_slots
+    workers = pipeline_stack.options.workers
+    registry = adapters.firestore.collection(adapters.settings.workers_collection)
+    deadline = time.monotonic() + 10
+    while len(list(registry.stream())) < workers:  # as in steady state: all registered
+        assert time.monotonic() < deadline, "the workers did not register"
+        time.sleep(0.1)
+    for i in range(slots * workers):
+        body = {"prompt": "[[script:hello]] write hello.py"}
+        adapters.publisher.publish_json("jobs", body, {"idempotency_key": f"burst-{i}"})
+    deadline = time.monotonic() + 20
+    while len(jobs := adapters.jobs.list_jobs("default", limit=50).jobs) < slots * workers:
+        assert time.monotonic() < deadline, "the burst's jobs were not all created"
+        time.sleep(0.1)
+    ran_on = []
+    for job in jobs:
+        done = wait_terminal(adapters, job.job_id)
+        assert done.status is JobStatus.SUCCEEDED, done.error
+        events = adapters.jobs.list_events(job.job_id)
+        ran_on += [e.data["worker"] for e in events if e.data.get("worker")]
+    assert len(ran_on) == len(jobs)  # each started once: no worker turned one away
+    assert Counter(ran_on) == {f"worker-{i}": slots for i in range(workers)}
 
 
 def test_worker_killed_mid_job_is_requeued_and_finished_elsewhere(

@@ -172,6 +172,12 @@ def test_cancel_through_the_job_record_stops_a_running_job_within_two_seconds(
     done = _wait(adapters, job.job_id, timeout_s=10)
     assert done.status is JobStatus.CANCELLED
     assert time.monotonic() - requested < 2.0
+    # The signal went through the worker's mailbox, which it leaves empty.
+    mailbox = adapters.jobs.cancel_signals("worker-0")
+    deadline = time.monotonic() + 5
+    while list(mailbox.stream()):
+        assert time.monotonic() < deadline, "the cancel signal was never taken"
+        time.sleep(0.05)
 
 
 def test_model_server_error_fails_the_job_with_the_reason(

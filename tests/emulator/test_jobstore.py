@@ -235,6 +235,12 @@ def test_cancel_before_start_is_immediate_and_flags_running_jobs(store: JobStore
     flagged = store.request_cancel(running)
     assert flagged.status is JobStatus.RUNNING
     assert flagged.cancel_requested
+    # The worker holding the job gets a signal in its mailbox, in the same write.
+    (signal,) = [s.to_dict() for s in store.cancel_signals("w1").stream()]
+    assert signal["job_id"] == running
+    assert signal["attempt"] == 1
+    assert signal["expire_at"] > signal["requested_at"]
+    assert not list(store.cancel_signals("w2").stream())
     store.finish(
         running,
         JobStatus.CANCELLED,

@@ -127,3 +127,15 @@ resource "google_firestore_field" "events_ttl" {
   # A TTL field needs no single-field index of its own; skipping it saves write cost.
   index_config {}
 }
+
+# Cancel signals (workers/{worker}/cancels/{job}) a worker never took (it died) expire too.
+resource "google_firestore_field" "cancel_signals_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = var.collections.cancels_subcollection
+  field      = "expire_at"
+
+  ttl_config {}
+
+  index_config {}
+}

@@ -11,11 +11,12 @@ variable "location" {
 variable "collections" {
   description = "The firestore section of shared/topology.yaml."
   type = object({
-    jobs_collection      = string
-    events_subcollection = string
-    stream_subcollection = string
-    keys_collection      = string
-    dedup_collection     = string
+    jobs_collection       = string
+    events_subcollection  = string
+    stream_subcollection  = string
+    keys_collection       = string
+    dedup_collection      = string
+    cancels_subcollection = string
   })
 }
 
