@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -192,14 +191,13 @@ def summarize(samples: list[float], raw_p50: float) -> dict[str, float]:
 
 
 def throughput(adapters: Adapters, n: int, timeout_s: float = 300) -> float:
-    """Publish n jobs at once; jobs/s until the last one's result is on `codex-results`.
+    """Publish n jobs at once; jobs/s until the last one is terminal.
 
-    Completion is what a Pub/Sub caller sees: the result message, announced after the terminal
-    write. It is read from a subscription of this run's own, not with a Firestore query
-    listener: the emulator re-runs a listening query against the whole jobs collection on
-    every job write, which would charge the pipeline for the benchmark's own observer."""
-    import google.cloud.pubsub_v1 as pubsub_v1
-
+    Completion is observed with a document listener per job (their ids follow from the
+    idempotency keys), as `wait_terminal` does, not with one query listener over the jobs: the
+    emulator re-runs a listening query against the whole collection on every job write, which
+    would charge the pipeline for the benchmark's own observer, while a document listener
+    costs it nothing on writes to other documents (measured)."""
     from shared.jobstore import job_id_for_key
 
     keys = [f"tp-{uuid.uuid4().hex}" for _ in range(n)]
@@ -207,22 +205,18 @@ def throughput(adapters: Adapters, n: int, timeout_s: float = 300) -> float:
     done: dict[str, str] = {}
     lock = threading.Lock()
     all_done = threading.Event()
-    project = adapters.settings.project_id
-    subscriber = pubsub_v1.SubscriberClient()
-    topic = f"projects/{project}/topics/{adapters.settings.topology.topic('results')}"
-    subscription = subscriber.subscription_path(project, f"bench-tp-{uuid.uuid4().hex[:12]}")
-    subscriber.create_subscription(request={"name": subscription, "topic": topic})
 
-    def on_message(message: Any) -> None:
-        message.ack()
-        job_id = message.attributes.get("job_id")
-        with lock:
-            if job_id in wanted:
-                done.setdefault(job_id, message.attributes.get("status", ""))
-            if len(done) == len(wanted):
-                all_done.set()
+    def on_snapshot(docs: list[Any], _changes: Any, _read_time: Any) -> None:
+        for doc in docs:
+            status = doc.get("status") if doc.exists else None
+            if status in TERMINAL:
+                with lock:
+                    done.setdefault(doc.id, str(status))
+                    if len(done) == len(wanted):
+                        all_done.set()
 
-    stream = subscriber.subscribe(subscription, on_message)
+    jobs = adapters.firestore.collection(adapters.settings.topology.firestore.jobs_collection)
+    watches: list[Any] = [jobs.document(job_id).on_snapshot(on_snapshot) for job_id in wanted]
     try:
         t0 = time.monotonic()
         for key in keys:
@@ -231,11 +225,8 @@ def throughput(adapters: Adapters, n: int, timeout_s: float = 300) -> float:
             raise TimeoutError(f"{len(wanted) - len(done)} of {n} jobs did not finish")
         elapsed = time.monotonic() - t0
     finally:
-        stream.cancel()
-        with contextlib.suppress(Exception):
-            stream.result(timeout=10)
-        subscriber.delete_subscription(request={"subscription": subscription})
-        subscriber.close()
+        for watch in watches:
+            watch.unsubscribe()
     failed = {j: s for j, s in done.items() if s != "succeeded"}
     if failed:
         raise RuntimeError(f"jobs did not succeed: {failed}")
