@@ -11,6 +11,7 @@ the fallback for `retry_redis_after_s` so that every request does not pay a conn
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -19,6 +20,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(window_ms * 2))
 return {allowed, tostring(tokens)}
 """
+# Redis names scripts by their SHA-1 (an identifier here, not a security measure).
+BUCKET_SHA = hashlib.sha1(BUCKET_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,6 @@ class RateLimiter:
         self._retry_after = retry_redis_after_s
         self._clock = clock
         self._redis_down_until = 0.0
-        self._script: Any = None
         self.local = LocalBuckets(clock=clock)
 
     @property
@@ -158,9 +162,7 @@ class RateLimiter:
             return _refused_outright(window_s)
         if not self.using_fallback:
             try:
-                if self._script is None:
-                    self._script = self._redis.register_script(BUCKET_SCRIPT)
-                reply = await self._script(keys=[self._prefix + key], args=_args(limit, window_s))
+                reply = await self._bucket(self._prefix + key, _args(limit, window_s))
                 return _decision(reply, limit, window_s)
             except Exception as exc:  # any client/connection error: degrade, never fail
                 self._redis_down_until = self._clock() + self._retry_after
@@ -169,6 +171,17 @@ class RateLimiter:
                     extra={"fields": {"error": type(exc).__name__}},
                 )
         return self.local.hit(key, limit=limit, window_s=window_s)
+
+    async def _bucket(self, key: str, args: list[int]) -> Any:
+        """EVALSHA, loading the script once Redis says it does not know it (restarted,
+        flushed). Not redis-py's `Script.__call__`: its isinstance check against the asyncio
+        Pipeline goes through typing's Protocol machinery, ~5 % of the API's CPU per
+        submission."""
+        try:
+            return await self._redis.evalsha(BUCKET_SHA, 1, key, *args)
+        except NoScriptError:
+            await self._redis.script_load(BUCKET_SCRIPT)
+            return await self._redis.evalsha(BUCKET_SHA, 1, key, *args)
 
 
 def _refused_outright(window_s: float) -> Decision:

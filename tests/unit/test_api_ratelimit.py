@@ -46,12 +46,9 @@ class _BrokenRedis:
     def __init__(self) -> None:
         self.calls = 0
 
-    def register_script(self, _script: str) -> Any:
-        async def run(**_kwargs: Any) -> Any:
-            self.calls += 1
-            raise ConnectionError("redis is down")
-
-        return run
+    async def evalsha(self, *_args: Any) -> Any:
+        self.calls += 1
+        raise ConnectionError("redis is down")
 
 
 def test_redis_outage_falls_back_and_backs_off() -> None:
