@@ -234,10 +234,19 @@ def throughput(adapters: Adapters, n: int, timeout_s: float = 300) -> float:
 
 
 def start_stack(workers: int = 2, slots: int = 4) -> Stack:
-    # The sweeper on its deployed schedule (terraform: every minute). Each sweep is a few
-    # queries the emulator answers by scanning the jobs collection; the local stack's default
-    # of seconds is for quick recovery in tests, not what the pipeline costs in production.
-    return Stack(StackOptions(workers=workers, worker_slots=slots, sweep_interval_s=60.0)).start()
+    # The sweeper on its deployed schedule (terraform: every minute) and the deployed lease
+    # and heartbeat (the settings' defaults). The local stack's seconds-long ones are for quick
+    # recovery in tests: each sweep is a few queries the emulator answers by scanning the jobs
+    # collection, and each heartbeat rewrites the job (a trigger delivery, a function call).
+    defaults = Settings.model_fields
+    production = {
+        "CODEX_CLOUD_HEARTBEAT_SECONDS": str(defaults["heartbeat_seconds"].default),
+        "CODEX_CLOUD_LEASE_SECONDS": str(defaults["lease_seconds"].default),
+    }
+    options = StackOptions(
+        workers=workers, worker_slots=slots, sweep_interval_s=60.0, extra_env=production
+    )
+    return Stack(options).start()
 
 
 def measure_channels(stack: Stack, adapters: Adapters, samples: int) -> dict[str, Any]:

@@ -515,13 +515,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         "- Channel overheads are latency p50 minus the p50 of raw codex runs interleaved with "
         "the channel samples.",
         "- Raw codex in the throughput baseline runs all jobs at once, unbounded by worker slots.",
+        "- The pipeline stack runs as deployed: two workers behind the pool's balancer (new "
+        "sessions go to whichever worker is free, decision 0104), the sweeper every minute and "
+        "the default lease and heartbeat (the local stack's seconds-long ones are for quick "
+        "recovery in tests). Completion is seen with a document listener per job, which costs "
+        "the emulator nothing on other writes; a query listener would be re-run against the "
+        "whole jobs collection on every job write.",
         "- CPU per job: CPU seconds each process group spent during a throughput burst (from "
         "/proc, every descendant included), divided by the jobs. `codex` is what the workers' "
         "children used; `worker` the worker processes themselves; `functions` the Cloud Run "
         "functions and the API; `emulators` the Firestore, Pub/Sub, Cloud Tasks, Storage and "
         "Workflows emulators, Redis and the Eventarc stand-in (managed services off the machine "
         "in production); `model` the scripted model server; `bench` this process (publishing, "
-        "its completion listener). Idle work during the burst (sweeps, heartbeats) is "
+        "its completion listeners). Idle work during the burst (sweeps, heartbeats) is "
         "included. On two cores both sides are CPU-bound from 2 jobs on, so the throughput "
         "ratio follows the CPU totals.",
         "",
