@@ -5,8 +5,9 @@ with the tenant's jobs; running it on every `POST /v2/exec` made it the dominant
 submission. The gauge keeps each tenant's last count and the submissions this process accepted
 since. Far from the cap it admits on that estimate and, once it is stale, recounts in the
 background, so no submission waits for a count; close enough to the cap that the answer could
-change, it counts before admitting. A refusal is always based on a fresh count, so a tenant whose
-jobs just finished is never refused on old figures.
+change, it counts before admitting. A refusal is always based on a count that started after
+the request arrived, so a tenant whose jobs just finished is never refused on old figures; a
+burst at the cap shares such counts instead of making one each.
 """
 
 from __future__ import annotations
@@ -79,18 +80,29 @@ class ActiveJobGauge:
     def _admitted_on_fresh_count(
         self, tenant: str, limit: int, margin: int, arrived: float
     ) -> bool:
-        """Admit on a count another caller made while this one waited for the tenant's lock
-        (a burst from a tenant not yet counted makes one count, not one per request)."""
+        """Decide on a count another caller made while this one waited for the tenant's lock
+        (a burst makes one count, not one per request): True to admit, False to count again;
+        raises when that count, begun after this request arrived, is already at the cap."""
         if self._max_age_s <= 0:
             return False
         with self._guard:
             estimate = self._estimates.get(tenant)
             if estimate is None or estimate.at < arrived:
                 return False
+            if estimate.at > arrived and estimate.value >= limit:
+                raise self._refusal(estimate.value, limit)
             if estimate.value + 1 > limit - margin:
                 return False
             estimate.accepted_since += 1
             return True
+
+    @staticmethod
+    def _refusal(active: int, limit: int) -> TooManyActiveJobs:
+        return TooManyActiveJobs(
+            f"tenant has {active} active jobs (limit {limit})",
+            retry_after_s=5.0,
+            extra={"limit": limit, "active_jobs": active},
+        )
 
     def admit(self, tenant: str, limit: int) -> None:
         """Count one more active job for `tenant`, or raise TooManyActiveJobs.
@@ -110,11 +122,7 @@ class ActiveJobGauge:
             with self._guard:
                 if active >= limit:
                     self._estimates[tenant] = _Estimate(active, now)
-                    raise TooManyActiveJobs(
-                        f"tenant has {active} active jobs (limit {limit})",
-                        retry_after_s=5.0,
-                        extra={"limit": limit, "active_jobs": active},
-                    )
+                    raise self._refusal(active, limit)
                 self._estimates[tenant] = _Estimate(active, now, accepted_since=1)
 
     def try_admit(self, tenant: str, limit: int) -> bool:

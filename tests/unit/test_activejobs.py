@@ -152,3 +152,32 @@ def test_a_burst_from_a_tenant_not_yet_counted_makes_one_count() -> None:
     assert errors == []
     assert started.is_set()
     assert t.counts == 1
+
+
+def test_a_burst_at_the_cap_is_refused_on_shared_counts() -> None:
+    """Requests queued behind a count that began after they arrived are refused on it: a
+    tenant retrying at its cap costs a count or two per burst, not one per request."""
+    t = Tenant(active=10)
+
+    def slow_count(tenant: str) -> int:
+        time.sleep(0.2)  # the rest of the burst queues behind this count
+        return t.count(tenant)
+
+    gauge = ActiveJobGauge(slow_count, max_age_s=5.0)
+    refused: list[TooManyActiveJobs] = []
+
+    def submit() -> None:
+        try:
+            gauge.admit("acme", limit=10)
+        except TooManyActiveJobs as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(refused) == 8
+    assert all(exc.extra == {"limit": 10, "active_jobs": 10} for exc in refused)
+    # The first count may have begun before the last arrivals; they share a second one.
+    assert t.counts <= 2
