@@ -1,6 +1,7 @@
 """Choosing a worker: rendezvous (highest-random-weight) hashing of the session id over the
-healthy registered workers, so a session keeps landing on the same worker (warm session files)
-while adding or removing one worker moves only that worker's share of sessions."""
+healthy registered workers, so a session keeps landing on the same worker (the place for a
+worker-local session cache) while adding or removing one worker moves only that worker's share
+of sessions; jobs that name no session go to the pool's balancer instead (`task_target`)."""
 
 from __future__ import annotations
 
@@ -114,11 +115,12 @@ def worker_url_for(adapters: Adapters, worker_id: str) -> str | None:
 def task_target(adapters: Adapters, job: JobRecord, *, now: datetime) -> str:
     """The worker base URL a job's task goes to.
 
-    A job that continues a named session goes to the session's worker, where its files are
-    warm. Any other job has nothing warm anywhere, so it goes to the pool's load-balanced URL
-    (`settings.worker_url`): a burst is spread over every worker, and a task refused by a full
-    worker (429) is retried through the balancer onto another one. Hashing such jobs instead
-    would pile a burst's unlucky share onto one worker while others sit idle."""
+    A job that names a session goes to the session's worker (rendezvous hashing, decision 0100:
+    the place for a worker-local session cache; today every turn restores from storage,
+    decision 0013). Any other job goes to the pool's load-balanced URL (`settings.worker_url`):
+    a burst is spread over every worker, and a task refused by a full worker (429) is retried
+    through the balancer onto another one. Hashing those jobs too would pile a burst's unlucky
+    share onto one worker while others sit idle (decision 0104)."""
     pool = adapters.settings.worker_url.rstrip("/")
     if job.request.session_id is None and pool:
         return pool
