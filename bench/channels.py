@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -216,8 +217,9 @@ def throughput(adapters: Adapters, n: int, timeout_s: float = 300) -> float:
                         all_done.set()
 
     jobs = adapters.firestore.collection(adapters.settings.topology.firestore.jobs_collection)
-    watches: list[Any] = [jobs.document(job_id).on_snapshot(on_snapshot) for job_id in wanted]
+    watches: list[Any] = []
     try:
+        watches.extend(jobs.document(job_id).on_snapshot(on_snapshot) for job_id in wanted)
         t0 = time.monotonic()
         for key in keys:
             adapters.publisher.publish_json("jobs", {"prompt": PROMPT}, {"idempotency_key": key})
@@ -226,7 +228,8 @@ def throughput(adapters: Adapters, n: int, timeout_s: float = 300) -> float:
         elapsed = time.monotonic() - t0
     finally:
         for watch in watches:
-            watch.unsubscribe()
+            with contextlib.suppress(Exception):  # every one is closed, whatever happened
+                watch.unsubscribe()
     failed = {j: s for j, s in done.items() if s != "succeeded"}
     if failed:
         raise RuntimeError(f"jobs did not succeed: {failed}")

@@ -5,7 +5,7 @@ skips an endpoint failing its health check.
 
 Connection-level round robin is enough here: Cloud Tasks (and the local Tasks emulator) opens
 a connection per delivery, so each task is a fresh pick, and the retry of a task a full worker
-refused (429) goes to the next worker.
+refused (429) is picked afresh (usually another worker; deliveries in between take turns too).
 
     python -m devstack.workerpool --port P http://127.0.0.1:A http://127.0.0.1:B ...
 """
@@ -22,6 +22,7 @@ from shared.log import configure_logging
 
 log = logging.getLogger("devstack.workerpool")
 CHUNK = 64 * 1024
+CONNECT_TIMEOUT_S = 5.0
 
 
 class RoundRobin:
@@ -39,14 +40,17 @@ class RoundRobin:
         for i in range(n):
             host, port = self.backends[(start + i) % n]
             try:
-                return await asyncio.open_connection(host, port)
-            except OSError:
+                return await asyncio.wait_for(
+                    asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
+                )
+            except (OSError, TimeoutError):
                 continue
         raise ConnectionError("no worker accepted the connection")
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until end of stream, then pass the half-close on (the other way may still talk)."""
+    """Copy until end of stream, then pass the half-close on (the other way may still talk).
+    A reset is passed on as a reset: a clean close would make a cut-off answer look whole."""
     try:
         while data := await reader.read(CHUNK):
             writer.write(data)
@@ -54,7 +58,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         if writer.can_write_eof():
             writer.write_eof()
     except (ConnectionError, OSError):
-        writer.close()
+        writer.transport.abort()
 
 
 async def _serve(

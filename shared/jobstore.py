@@ -477,12 +477,12 @@ class JobStore:
         guard: Callable[[JobRecord], None] | None = None,
         cursor: EventCursor | None = None,
         events_before: Sequence[EventDraft] = (),
-        merges: Sequence[DocMerge] = (),
+        merges: Sequence[DocMerge] | Callable[[JobRecord], Sequence[DocMerge]] = (),
     ) -> JobRecord:
         """Move a job to `target` if that is legal from its current state (and, when given,
-        the current state is one of `expected` and `guard` does not raise). `fields` and
-        `event_data` may be computed from the job as read, so a caller that needs the job to
-        know them does not read it first. `events_before` are appended in the same write,
+        the current state is one of `expected` and `guard` does not raise). `fields`,
+        `event_data` and `merges` may be computed from the job as read, so a caller that needs
+        the job to know them does not read it first. `events_before` are appended in the same write,
         ahead of the state change's own event."""
         allowed = frozenset(expected) if expected is not None else None
 
@@ -504,7 +504,7 @@ class JobStore:
                 event_data(job) if callable(event_data) else event_data,
             )
             mutation.events[:0] = events_before
-            mutation.merges.extend(merges)
+            mutation.merges.extend(merges(job) if callable(merges) else merges)
             return mutation
 
         return self.mutate(job_id, decide, cursor=cursor)
@@ -601,20 +601,9 @@ class JobStore:
                 )
                 mutation.fields["error"] = JobError(code="cancelled", message=reason)
                 return mutation
-            mutation = Mutation(fields={"cancel_requested": True})
-            if job.lease_owner:
-                now = self._clock()
-                signal = {
-                    "job_id": job_id,
-                    "attempt": job.attempt,
-                    "reason": reason,
-                    "requested_at": now,
-                    "expire_at": now + CANCEL_SIGNAL_TTL,
-                }
-                mutation.merges.append(
-                    DocMerge(self.cancel_signal_ref(job.lease_owner, job_id), signal)
-                )
-            return mutation
+            return Mutation(
+                fields={"cancel_requested": True}, merges=self.cancel_signal(job, reason)
+            )
 
         return self.mutate(job_id, decide)
 
@@ -779,6 +768,21 @@ class JobStore:
 
     def cancel_signal_ref(self, worker_id: str, job_id: str) -> Any:
         return self.cancel_signals(worker_id).document(job_id)
+
+    def cancel_signal(self, job: JobRecord, reason: str) -> list[DocMerge]:
+        """The signal telling the worker that holds a running `job` to stop (none when nobody
+        holds it), to ride in the write that sets `cancel_requested`."""
+        if job.status is not JobStatus.RUNNING or not job.lease_owner:
+            return []
+        now = self._clock()
+        signal = {
+            "job_id": job.job_id,
+            "attempt": job.attempt,
+            "reason": reason,
+            "requested_at": now,
+            "expire_at": now + CANCEL_SIGNAL_TTL,
+        }
+        return [DocMerge(self.cancel_signal_ref(job.lease_owner, job.job_id), signal)]
 
     # ---- helpers -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ SandboxMode = Literal["read-only", "workspace-write", "danger-full-access"]
 
 # Well-known local default: refused outside local/test so nobody ships it by accident.
 LOCAL_SIGNING_KEY = "local-only-signing-key-do-not-deploy"
+LOCAL_WORKER_URL = "http://127.0.0.1:8080"
 
 
 class Settings(BaseSettings):
@@ -65,7 +66,7 @@ class Settings(BaseSettings):
 
     # The worker pool's load-balanced URL: tasks of jobs that continue no session go there
     # (spread over every worker), and every task when no healthy worker is registered.
-    worker_url: str = "http://127.0.0.1:8080"
+    worker_url: str = LOCAL_WORKER_URL
     # Public base URL of the API (status_url/events_url in responses).
     api_base_url: str = "http://127.0.0.1:8000"
     # Location of the Cloud Tasks queues.
@@ -201,6 +202,15 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError(f"unsafe settings for {self.environment}: " + "; ".join(problems))
         return self
+
+    @property
+    def worker_pool_url(self) -> str:
+        """The worker pool's load-balanced URL, or "" when none is configured (the loopback
+        default counts as configured only locally)."""
+        url = self.worker_url.rstrip("/")
+        if url == LOCAL_WORKER_URL and self.environment not in ("local", "test"):
+            return ""
+        return url
 
     @property
     def topology(self) -> Topology:

@@ -194,8 +194,9 @@ class WorkerRuntime:
             log.warning("could not delete a cancel signal (its TTL will): %s", task.exception())
 
     def _stop_job(self, job_id: str, reason: StopReason) -> None:
+        # Also while the claim is still in flight (no task yet): the run then starts stopped.
         running = self.running.get(job_id)
-        if running is not None and running.task is not None:
+        if running is not None:
             running.stop.stop(reason)
 
     # ---- registry ------------------------------------------------------------------------

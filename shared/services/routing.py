@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.errors import DependencyUnavailable
+
 if TYPE_CHECKING:
     from shared.adapters import Adapters
     from shared.models import JobRecord
@@ -88,7 +90,7 @@ def registered_workers(adapters: Adapters) -> list[WorkerInfo]:
 
 
 def candidate_urls(adapters: Adapters, session_key: str, *, now: datetime) -> Sequence[str]:
-    """Worker base URLs, best first. Falls back to `settings.worker_url` when no healthy worker
+    """Worker base URLs, best first. Falls back to `settings.worker_pool_url` when no healthy worker
     is registered (a single worker behind a load balancer, or the registry not yet populated)."""
     settings = adapters.settings
     alive = healthy(
@@ -97,7 +99,14 @@ def candidate_urls(adapters: Adapters, session_key: str, *, now: datetime) -> Se
         stale_after=timedelta(seconds=settings.worker_stale_seconds),
     )
     if not alive:
-        return [settings.worker_url.rstrip("/")]
+        if not settings.worker_pool_url:
+            # Raised (the event is retried, the sweeper redispatches) rather than sending the
+            # job to a URL that fails on every delivery.
+            raise DependencyUnavailable(
+                "no worker to send the job to: none is registered and healthy, and "
+                "CODEX_CLOUD_WORKER_URL names no worker pool"
+            )
+        return [settings.worker_pool_url]
     return [w.url for w in rank_workers(session_key, alive)]
 
 
@@ -117,11 +126,11 @@ def task_target(adapters: Adapters, job: JobRecord, *, now: datetime) -> str:
 
     A job that names a session goes to the session's worker (rendezvous hashing, decision 0100:
     the place for a worker-local session cache; today every turn restores from storage,
-    decision 0013). Any other job goes to the pool's load-balanced URL (`settings.worker_url`):
+    decision 0013). Any other job goes to the pool's load-balanced URL (`settings.worker_pool_url`):
     a burst is spread over every worker, and a task refused by a full worker (429) is retried
     through the balancer onto another one. Hashing those jobs too would pile a burst's unlucky
     share onto one worker while others sit idle (decision 0104)."""
-    pool = adapters.settings.worker_url.rstrip("/")
+    pool = adapters.settings.worker_pool_url
     if job.request.session_id is None and pool:
         return pool
     return candidate_urls(adapters, job.session_id, now=now)[0]

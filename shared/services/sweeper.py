@@ -146,6 +146,8 @@ def time_out(
                 "error": JobError(code="timed-out", message="the job's deadline passed"),
             },
             reason="deadline exceeded",
+            # The worker holding it hears this through its cancel mailbox right away.
+            merges=lambda job: adapters.jobs.cancel_signal(job, "deadline exceeded"),
         )
     except (IllegalTransition, NotFound):
         return None
@@ -155,7 +157,8 @@ def time_out(
 
 
 def _ask_worker_to_stop(adapters: Adapters, job_id: str, owner: str) -> None:
-    # Workers also watch `cancel_requested`; this call only makes the stop immediate.
+    # Best effort besides the mailbox signal written with the transition (and the heartbeat,
+    # which reads `cancel_requested`): a worker whose listener is down stops now too.
     url = worker_url_for(adapters, owner)
     if not url:
         return

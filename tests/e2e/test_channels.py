@@ -562,3 +562,7 @@ def test_sweeper_times_out_overdue_jobs_and_flags_running_ones(
         assert done.cancel_requested
         assert done.error is not None
         assert done.error.code == "timed-out"
+    # The worker holding the running one is told through its mailbox, in the same write.
+    (signal,) = [s.to_dict() for s in adapters.jobs.cancel_signals("ghost").stream()]
+    assert signal["job_id"] == running.job_id
+    assert signal["reason"] == "deadline exceeded"

@@ -164,7 +164,8 @@ def test_a_burst_of_new_jobs_is_spread_over_every_worker(
         assert done.status is JobStatus.SUCCEEDED, done.error
         events = adapters.jobs.list_events(job.job_id)
         ran_on += [e.data["worker"] for e in events if e.data.get("worker")]
-    assert len(ran_on) == len(jobs)  # each started once: no worker turned one away
+    assert len(ran_on) == len(jobs)  # each ran once
+    # One share per worker: none waited on a full worker while another had free slots.
     assert Counter(ran_on) == {f"worker-{i}": slots for i in range(workers)}
 
 

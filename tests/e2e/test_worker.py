@@ -43,6 +43,13 @@ def worker_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         api=False,
         workers=2,
         worker_slots=2,
+        # Heartbeats far apart: a cancel that arrives within a second came through the
+        # worker's mailbox listener, not a heartbeat.
+        extra_env={
+            "CODEX_CLOUD_HEARTBEAT_SECONDS": "60",
+            "CODEX_CLOUD_LEASE_SECONDS": "180",
+            "CODEX_CLOUD_WORKER_STALE_SECONDS": "300",
+        },
     )
     with Stack(options) as running:
         yield running
@@ -160,7 +167,7 @@ def test_timeout_stops_codex_and_ends_timed_out(worker_stack: Stack, adapters: A
     assert time.monotonic() - started < 10
 
 
-def test_cancel_through_the_job_record_stops_a_running_job_within_two_seconds(
+def test_cancel_through_the_job_record_stops_a_running_job_within_a_second(
     worker_stack: Stack, adapters: Adapters
 ) -> None:
     job = _dispatched(adapters, "[[script:slow]] sleep")
@@ -171,7 +178,7 @@ def test_cancel_through_the_job_record_stops_a_running_job_within_two_seconds(
     adapters.jobs.request_cancel(job.job_id)
     done = _wait(adapters, job.job_id, timeout_s=10)
     assert done.status is JobStatus.CANCELLED
-    assert time.monotonic() - requested < 2.0
+    assert time.monotonic() - requested < 1.0
     # The signal went through the worker's mailbox, which it leaves empty.
     mailbox = adapters.jobs.cancel_signals("worker-0")
     deadline = time.monotonic() + 5

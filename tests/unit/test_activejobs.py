@@ -160,7 +160,7 @@ def test_a_burst_at_the_cap_is_refused_on_shared_counts() -> None:
     t = Tenant(active=10)
 
     def slow_count(tenant: str) -> int:
-        time.sleep(0.2)  # the rest of the burst queues behind this count
+        time.sleep(0.5)  # the rest of the burst queues behind this count
         return t.count(tenant)
 
     gauge = ActiveJobGauge(slow_count, max_age_s=5.0)

@@ -54,3 +54,18 @@ def test_out_of_range_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CODEX_CLOUD_WORKER_SLOTS", "0")
     with pytest.raises(ValidationError, match="worker_slots"):
         Settings()
+
+
+def test_the_loopback_worker_url_names_a_pool_only_locally(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CODEX_CLOUD_WORKER_URL", raising=False)
+    assert Settings(environment="local").worker_pool_url == "http://127.0.0.1:8080"
+    monkeypatch.setenv("CODEX_CLOUD_ENVIRONMENT", "prod")
+    monkeypatch.setenv("CODEX_CLOUD_PROJECT_ID", "acme-prod")
+    monkeypatch.setenv("CODEX_CLOUD_TOKEN_SIGNING_KEY", "k" * 48)
+    for var in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("CODEX_CLOUD_TASKS_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("CODEX_CLOUD_WORKFLOWS_EMULATOR_URL", raising=False)
+    assert Settings().worker_pool_url == ""  # dispatch then refuses instead of using it
+    monkeypatch.setenv("CODEX_CLOUD_WORKER_URL", "https://worker.example.com/")
+    assert Settings().worker_pool_url == "https://worker.example.com"
