@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bench.common import CpuMeter
-from devstack.stack import Stack, StackOptions
+from devstack.stack import SCRIPTED_MODEL, Stack, StackOptions
 from shared.adapters import Adapters
 from shared.log import configure_logging
 from shared.models import Channel, JobRequest
@@ -155,7 +155,8 @@ async def raw_codex_runs(model_base_url: str, n: int, parallel: int) -> list[flo
             workdir = job_root / "workspace"
             workdir.mkdir(parents=True)
             home = prepare_codex_home(
-                job_root, CodexConfig(provider=ProviderConfig(base_url=model_base_url))
+                job_root,
+                CodexConfig(provider=ProviderConfig(base_url=model_base_url, model=SCRIPTED_MODEL)),
             )
             env = build_codex_env(
                 home=home.home,

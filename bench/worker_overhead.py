@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from bench.common import PeakSampler, machine_facts, rss_tree_kb, summary, write_json
-from devstack.stack import Stack, StackOptions
+from devstack.stack import SCRIPTED_MODEL, Stack, StackOptions
 from shared.adapters import Adapters
 from shared.log import configure_logging
 from shared.models import Channel, JobRequest, JobStatus
@@ -41,7 +41,7 @@ def raw_run(model_url: str, binary: Path) -> float:
         workdir.mkdir()
         home = prepare_codex_home(
             root / "codex",
-            CodexConfig(provider=ProviderConfig(base_url=model_url, model="scripted-model")),
+            CodexConfig(provider=ProviderConfig(base_url=model_url, model=SCRIPTED_MODEL)),
         )
         env = build_codex_env(
             home=home.home,

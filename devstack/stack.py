@@ -45,6 +45,10 @@ TriggerKind = Literal["http", "pubsub", "storage", "firestore"]
 # A fresh emulator JVM spends most of its first minutes of CPU in the optimising JIT compiler,
 # on a machine whose two cores the functions, workers and codex need too. The quick compiler
 # alone and the serial collector cost far less CPU for what a local stack lives for.
+# The model name the local workers ask the scripted model server for (raw benchmark runs use
+# it too, so both sides run codex with the same model configuration).
+SCRIPTED_MODEL = "scripted-model"
+
 EMULATOR_JVM_FLAGS = tuple(
     os.environ.get(
         "CODEX_CLOUD_EMULATOR_JVM_FLAGS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
@@ -228,7 +232,7 @@ class Stack:
             env["CODEX_CLOUD_CONTROL_URL"] = f"http://{HOST}:{p['fn-sweeper']}"
         if self.options.model_server and not os.environ.get("CODEX_CLOUD_OPENAI_API_KEY"):
             env["CODEX_CLOUD_MODEL_BASE_URL"] = f"http://{HOST}:{p['model']}/v1"
-            env["CODEX_CLOUD_MODEL"] = "scripted-model"
+            env["CODEX_CLOUD_MODEL"] = SCRIPTED_MODEL
         env.update(self.options.extra_env)
         return env
 
