@@ -126,6 +126,25 @@ def test_a_failed_refresh_keeps_admitting_on_the_old_figure() -> None:
     assert t.counts == 2
 
 
+def _burst(gauge: ActiveJobGauge, *, limit: int, n: int = 8) -> list[BaseException]:
+    """`n` submissions of one tenant at once; what each one raised (admitted ones raise
+    nothing)."""
+    raised: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            gauge.admit("acme", limit=limit)
+        except BaseException as exc:
+            raised.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    return raised
+
+
 def test_a_burst_from_a_tenant_not_yet_counted_makes_one_count() -> None:
     t = Tenant(active=3)
     started = threading.Event()
@@ -136,20 +155,7 @@ def test_a_burst_from_a_tenant_not_yet_counted_makes_one_count() -> None:
         return t.count(tenant)
 
     gauge = ActiveJobGauge(slow_count, max_age_s=5.0, clock=lambda: t.now)
-    errors: list[BaseException] = []
-
-    def submit() -> None:
-        try:
-            gauge.admit("acme", limit=100)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=submit) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
-    assert errors == []
+    assert _burst(gauge, limit=100) == []
     assert started.is_set()
     assert t.counts == 1
 
@@ -163,21 +169,9 @@ def test_a_burst_at_the_cap_is_refused_on_shared_counts() -> None:
         time.sleep(0.5)  # the rest of the burst queues behind this count
         return t.count(tenant)
 
-    gauge = ActiveJobGauge(slow_count, max_age_s=5.0)
-    refused: list[TooManyActiveJobs] = []
-
-    def submit() -> None:
-        try:
-            gauge.admit("acme", limit=10)
-        except TooManyActiveJobs as exc:
-            refused.append(exc)
-
-    threads = [threading.Thread(target=submit) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
+    refused = _burst(ActiveJobGauge(slow_count, max_age_s=5.0), limit=10)
     assert len(refused) == 8
-    assert all(exc.extra == {"limit": 10, "active_jobs": 10} for exc in refused)
+    assert all(isinstance(exc, TooManyActiveJobs) for exc in refused)
+    assert all(getattr(exc, "extra", None) == {"limit": 10, "active_jobs": 10} for exc in refused)
     # The first count may have begun before the last arrivals; they share a second one.
     assert t.counts <= 2
