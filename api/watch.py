@@ -89,13 +89,7 @@ class Listeners:
             _close_later(watch)
 
     def events(self, job_id: str, after_seq: int) -> EventFeed:
-        query = (
-            self._jobs.document(job_id)
-            .collection(self._events_name)
-            .where(filter=firestore.FieldFilter("seq", ">", after_seq))
-            .order_by("seq")
-        )
-        return EventFeed(query, after_seq)
+        return EventFeed(self._jobs.document(job_id).collection(self._events_name), after_seq)
 
 
 class EventFeed:
@@ -103,13 +97,27 @@ class EventFeed:
 
     Use as `async with feed:`; `await feed.next_batch(timeout)` returns the next events (empty on
     timeout, so the caller can send a heartbeat).
+
+    Events come from a listener; after a quiet tick the feed also reads what is stored, so an
+    event the listener missed (its stream can drop and resume with a gap) still arrives, one
+    tick late, instead of leaving a stream waiting forever for its final event.
     """
 
-    def __init__(self, query: Any, after_seq: int) -> None:
-        self._query = query
+    def __init__(self, events: Any, after_seq: int) -> None:
+        self._events = events  # the job's events collection
         self.last_seq = after_seq
         self._queue: asyncio.Queue[list[JobEvent]] = asyncio.Queue()
         self._watch: Any = None
+
+    def _after(self, seq: int) -> Any:
+        return self._events.where(filter=firestore.FieldFilter("seq", ">", seq)).order_by("seq")
+
+    def _stored_after(self, seq: int) -> list[JobEvent]:
+        try:
+            return [decode_event(s.to_dict()) for s in self._after(seq).limit(1000).stream()]
+        except Exception as exc:  # Firestore unreachable: the listener may still deliver
+            log.warning("event catch-up read failed: %s", type(exc).__name__)
+            return []
 
     async def __aenter__(self) -> EventFeed:
         loop = asyncio.get_running_loop()
@@ -124,7 +132,7 @@ class EventFeed:
             if added:
                 _post(loop, queue.put_nowait, added)
 
-        self._watch = self._query.on_snapshot(on_snapshot)
+        self._watch = self._after(self.last_seq).on_snapshot(on_snapshot)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -135,7 +143,7 @@ class EventFeed:
         try:
             batch = await asyncio.wait_for(self._queue.get(), timeout=timeout_s)
         except TimeoutError:
-            return []
+            batch = await asyncio.to_thread(self._stored_after, self.last_seq)
         while not self._queue.empty():
             batch.extend(self._queue.get_nowait())
         fresh = sorted((e for e in batch if e.seq > self.last_seq), key=lambda e: e.seq)
