@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # workflows-emulator base URL; executions start there instead of the Workflows API.
     workflows_emulator_url: str | None = None
 
-    # The worker pool's load-balanced URL: tasks of jobs that continue no session go there
+    # The worker pool's load-balanced URL: tasks of jobs that name no session go there
     # (spread over every worker), and every task when no healthy worker is registered.
     worker_url: str = LOCAL_WORKER_URL
     # Public base URL of the API (status_url/events_url in responses).

@@ -150,10 +150,9 @@ class WorkerRuntime:
             self._release(job.job_id)
 
     def cancel(self, job_id: str) -> bool:
-        running = self.running.get(job_id)
-        if running is None:
+        if job_id not in self.running:
             return False
-        running.stop.stop("cancelled")
+        self._stop_job(job_id, "cancelled")
         return True
 
     def _release(self, job_id: str) -> None:
