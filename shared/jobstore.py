@@ -71,6 +71,8 @@ UNAVAILABLE_ERRORS = (
 MAX_WRITE_RETRIES = 25
 # A cancel signal the worker never took (it died) is deleted by Firestore's TTL after expire_at.
 CANCEL_SIGNAL_TTL = timedelta(days=1)
+# How long after expiring an orphaned lease document is deleted by Firestore's TTL.
+LEASE_TTL = timedelta(days=1)
 
 
 def utcnow() -> datetime:
@@ -107,9 +109,9 @@ class Mutation:
 
     fields: dict[str, Any] = field(default_factory=dict)
     events: list[EventDraft] = field(default_factory=list)
-    # Other documents merged in the same atomic batch (e.g. a session index that must change
-    # exactly when the job's turn is recorded).
-    merges: list[DocMerge] = field(default_factory=list)
+    # Other documents written in the same atomic batch (e.g. a session index that must change
+    # exactly when the job's turn is recorded, the lease released with the run).
+    merges: list[DocWrite] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,33 @@ class DocMerge:
 
     ref: Any
     data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DocDelete:
+    """A delete of another document, riding in a job write. With `last_update_time` the whole
+    write fails (a race, re-read and re-decided) if that document changed since it was read."""
+
+    ref: Any
+    last_update_time: Any = None
+
+
+DocWrite = DocMerge | DocDelete
+
+
+@dataclass(frozen=True)
+class Lease:
+    """`leases/{job_id}`: which worker runs which attempt of a job, and until when.
+
+    Heartbeats renew this document, not the job's: every write of a job document fires the
+    job trigger (a function invocation) and wakes the job's listeners, and a running job
+    heartbeats every few seconds for as long as it runs."""
+
+    job_id: str
+    worker: str
+    attempt: int
+    expires_at: datetime
+    update_time: Any = None
 
 
 @dataclass
@@ -240,6 +269,16 @@ def decode_event(doc: Mapping[str, Any]) -> JobEvent:
     return JobEvent.model_validate(data)
 
 
+def _decode_lease(snap: Any) -> Lease:
+    return Lease(
+        job_id=str(snap.get("job_id")),
+        worker=str(snap.get("worker")),
+        attempt=int(snap.get("attempt")),
+        expires_at=snap.get("expires_at"),
+        update_time=snap.update_time,
+    )
+
+
 def status_event(
     previous: JobStatus, target: JobStatus, *, reason: str | None = None, **extra: Any
 ) -> EventDraft:
@@ -261,6 +300,7 @@ class JobStore:
         self._settings = settings
         self.jobs_collection = names.jobs_collection
         self._jobs = client.collection(names.jobs_collection)
+        self._leases = client.collection(names.leases_collection)
         self._events_name = names.events_subcollection
         self._stream_name = names.stream_subcollection
         self._clock = clock
@@ -477,7 +517,7 @@ class JobStore:
         guard: Callable[[JobRecord], None] | None = None,
         cursor: EventCursor | None = None,
         events_before: Sequence[EventDraft] = (),
-        merges: Sequence[DocMerge] | Callable[[JobRecord], Sequence[DocMerge]] = (),
+        merges: Sequence[DocWrite] | Callable[[JobRecord], Sequence[DocWrite]] = (),
     ) -> JobRecord:
         """Move a job to `target` if that is legal from its current state (and, when given,
         the current state is one of `expected` and `guard` does not raise). `fields`,
@@ -524,16 +564,20 @@ class JobStore:
         elif target is JobStatus.RUNNING:
             changes["started_at"] = now
         elif target is JobStatus.QUEUED:
-            changes.update(lease_owner=None, lease_expires_at=None)
+            changes["lease_owner"] = None
         if target.terminal:
-            changes.update(finished_at=now, lease_owner=None, lease_expires_at=None)
+            changes.update(finished_at=now, lease_owner=None)
         changes.update(fields or {})
         extra = dict(event_data or {})
         extra.setdefault("attempt", changes.get("attempt", job.attempt))
         if target.terminal:
             extra.setdefault("channel", job.channel.value)
         event = status_event(job.status, target, reason=reason, **extra)
-        return Mutation(fields=changes, events=[event])
+        mutation = Mutation(fields=changes, events=[event])
+        if job.status is JobStatus.RUNNING and target is not JobStatus.RUNNING:
+            # The run is over (or handed back): its lease goes in the same write.
+            mutation.merges.append(DocDelete(self.lease_ref(job.job_id)))
+        return mutation
 
     def claim(
         self,
@@ -553,17 +597,14 @@ class JobStore:
                 )
             if job.cancel_requested:
                 raise IllegalTransition(f"job {job_id} was cancelled before it started")
-            now = self._clock()
             attempt = job.attempt + 1
-            fields = {
-                "attempt": attempt,
-                "lease_owner": worker_id,
-                "lease_expires_at": now + timedelta(seconds=lease_s),
-                "heartbeat_at": now,
-            }
-            return self._transition_mutation(
+            fields = {"attempt": attempt, "lease_owner": worker_id}
+            mutation = self._transition_mutation(
                 job, JobStatus.RUNNING, fields, None, {"worker": worker_id, "attempt": attempt}
             )
+            lease = self._lease_fields(job_id, worker_id, attempt, lease_s)
+            mutation.merges.append(DocMerge(self.lease_ref(job_id), lease))
+            return mutation
 
         return self.mutate(job_id, decide, cursor=cursor)
 
@@ -576,18 +617,81 @@ class JobStore:
         lease_s: int,
         cursor: EventCursor | None = None,
     ) -> JobRecord:
-        """Renew the lease. Raises LeaseLost if the job moved on or another worker owns it."""
+        """Renew the lease. Raises LeaseLost if the job moved on or another worker owns it.
 
-        def decide(job: JobRecord) -> Mutation:
+        Writes only the lease document; the job is read (to check the lease holder and to learn
+        of a cancel request) but not written. With `cursor`, the job as read is remembered, so
+        the run's final write stays read-free even if someone else changed the job meanwhile."""
+        job_ref, lease_ref = self._jobs.document(job_id), self.lease_ref(job_id)
+        for n in range(MAX_WRITE_RETRIES):
+            snaps = {
+                s.reference.path: s
+                for s in self._call(lambda: list(self._client.get_all([job_ref, lease_ref])))
+            }
+            job_snap, lease_snap = snaps[job_ref.path], snaps[lease_ref.path]
+            doc = job_snap.to_dict() if job_snap.exists else None
+            if doc is None:
+                raise LeaseLost(f"job {job_id} no longer exists")
+            job = decode_record(doc)
             if job.status is not JobStatus.RUNNING:
                 raise LeaseLost(f"job {job_id} is no longer running")
             check_lease(job, worker_id, attempt)
-            now = self._clock()
-            return Mutation(
-                fields={"heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=lease_s)}
-            )
+            batch = self._client.batch()
+            lease = self._lease_fields(job_id, worker_id, attempt, lease_s)
+            if lease_snap.exists:
+                # Guarded: a sweeper that found the lease expired and released it wins.
+                option = self._client.write_option(last_update_time=lease_snap.update_time)
+                batch.update(lease_ref, lease, option=option)
+            else:
+                # A job claimed before leases had their own document: it gets one now.
+                batch.create(lease_ref, lease)
+            try:
+                self._call(batch.commit)
+            except _RACE_ERRORS:
+                _backoff(n)
+                continue
+            if cursor is not None:
+                cursor.remember_job(doc, job_snap.update_time)
+            return job
+        raise DependencyUnavailable(f"job {job_id} is too contended to renew its lease")
 
-        return self.mutate(job_id, decide, cursor=cursor)
+    def lease_ref(self, job_id: str) -> Any:
+        return self._leases.document(job_id)
+
+    def _lease_fields(
+        self, job_id: str, worker_id: str, attempt: int, lease_s: int
+    ) -> dict[str, Any]:
+        now = self._clock()
+        expires = now + timedelta(seconds=lease_s)
+        return {
+            "job_id": job_id,
+            "worker": worker_id,
+            "attempt": attempt,
+            "renewed_at": now,
+            "expires_at": expires,
+            # Every way out of `running` deletes the lease; TTL is the backstop.
+            "expire_at": expires + LEASE_TTL,
+        }
+
+    def get_lease(self, job_id: str) -> Lease | None:
+        snap = self._call(lambda: self.lease_ref(job_id).get())
+        return _decode_lease(snap) if snap.exists else None
+
+    def expired_leases(self, before: datetime, *, limit: int = 100) -> list[Lease]:
+        """Leases that ran out before `before` (sweeper)."""
+        query = self._leases.where(filter=firestore.FieldFilter("expires_at", "<", before)).limit(
+            limit
+        )
+        return [_decode_lease(s) for s in self._call(lambda: list(query.stream()))]
+
+    def drop_lease(self, lease: Lease) -> bool:
+        """Delete a lease left behind by no running attempt, unless it changed since read."""
+        option = self._client.write_option(last_update_time=lease.update_time)
+        try:
+            self._call(lambda: self.lease_ref(lease.job_id).delete(option=option))
+        except _RACE_ERRORS:
+            return False
+        return True
 
     def request_cancel(self, job_id: str, *, reason: str = "cancelled by request") -> JobRecord:
         """Cancel a job that has not started, or flag a running one for its worker to stop."""
@@ -602,7 +706,7 @@ class JobStore:
                 mutation.fields["error"] = JobError(code="cancelled", message=reason)
                 return mutation
             return Mutation(
-                fields={"cancel_requested": True}, merges=self.cancel_signal(job, reason)
+                fields={"cancel_requested": True}, merges=[*self.cancel_signal(job, reason)]
             )
 
         return self.mutate(job_id, decide)
@@ -707,7 +811,7 @@ class JobStore:
         drafts: list[EventDraft],
         state: EventCursor,
         attempt: int | None = None,
-        merges: Sequence[DocMerge] = (),
+        merges: Sequence[DocWrite] = (),
     ) -> tuple[list[JobEvent], Any, Any]:
         """One atomic batch: the job update (when `fields`, guarded by `state.job_time`), and
         with events the head update (guarded by `state.head_time`, or created) plus the event
@@ -747,8 +851,16 @@ class JobStore:
             add_create(
                 batch, self._event_ref(job_id, event.seq), _encode_event(event, self._event_ttl)
             )
-        for merge in merges:  # after the job and head: the result indexes below stay valid
-            batch.set(merge.ref, dict(merge.data), merge=True)
+        # After the job and head: the result indexes below stay valid. One write per
+        # document: a later entry for the same document replaces an earlier one.
+        for other in {m.ref.path: m for m in merges}.values():
+            if isinstance(other, DocDelete):
+                option = None
+                if other.last_update_time is not None:
+                    option = self._client.write_option(last_update_time=other.last_update_time)
+                batch.delete(other.ref, option=option)
+            else:
+                batch.set(other.ref, dict(other.data), merge=True)
         results = self._call(batch.commit)
         job_time = results[0].update_time if fields is not None else None
         head_time = results[1 if fields is not None else 0].update_time if events else None

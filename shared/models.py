@@ -262,8 +262,6 @@ class JobRecord(_Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
-    heartbeat_at: datetime | None = None
     cancel_requested: bool = False
     next_seq: int = 0
     source: dict[str, Any] = Field(default_factory=dict)

@@ -55,6 +55,8 @@ class FirestoreSpec(_Frozen):
     dedup_collection: str
     # `workers/{worker_id}/<cancels>/{job_id}`: a worker's cancel mailbox.
     cancels_subcollection: str
+    # `<leases>/{job_id}`: the lease of a running job, apart from the job document.
+    leases_collection: str
 
 
 class Topology(_Frozen):

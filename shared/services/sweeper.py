@@ -7,7 +7,8 @@
 - non-terminal past `deadline_at` → timed_out (a running one also gets `cancel_requested`, and
   its worker is asked to stop).
 Every change is a guarded transition that re-checks the condition on the fresh document, so
-concurrent sweeps (or a racing worker heartbeat) cannot double-apply or undo progress.
+concurrent sweeps (or a racing worker heartbeat) cannot double-apply or undo progress. Leases
+live in their own documents (`leases/{job_id}`), which the expired-lease query reads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import httpx
 
 from shared.errors import CodexCloudError, IllegalTransition, NotFound
+from shared.jobstore import DocDelete, DocWrite, Lease
 from shared.metrics import STUCK_JOBS, SWEEPER_ACTIONS
 from shared.models import JobError, JobRecord, JobStatus
 from shared.services.common import utcnow
@@ -52,33 +54,45 @@ class SweepSummary:
         return asdict(self)
 
 
-def _lease_expired(now: datetime):  # type: ignore[no-untyped-def]
-    def guard(job: JobRecord) -> None:
-        if job.lease_expires_at is None or job.lease_expires_at >= now:
-            raise IllegalTransition(f"job {job.job_id} lease was renewed")
-
-    return guard
-
-
-def requeue_or_fail_expired(adapters: Adapters, job: JobRecord, now: datetime) -> Action | None:
-    """Recover one running job whose lease expired (re-checked on the fresh document)."""
+def requeue_or_fail_expired(adapters: Adapters, lease: Lease, now: datetime) -> Action | None:
+    """Recover the running job whose lease expired: back to the queue while attempts remain,
+    else failed. The lease is re-read inside the guarded write and released with it only if it
+    is unchanged, so a heartbeat that renewed it in between wins."""
     store = adapters.jobs
+    job = store.get_job(lease.job_id)
+    if job is None or job.status is not JobStatus.RUNNING or job.attempt != lease.attempt:
+        # No running attempt holds it (a release that never ran): nothing to recover.
+        store.drop_lease(lease)
+        return None
+
+    def same_attempt(current: JobRecord) -> None:
+        if current.attempt != lease.attempt or current.lease_owner != lease.worker:
+            raise IllegalTransition(f"job {current.job_id} moved to another attempt")
+
+    def release_if_still_expired(current: JobRecord) -> list[DocWrite]:
+        fresh = store.get_lease(current.job_id)
+        if fresh is None or fresh.attempt != lease.attempt or fresh.expires_at >= now:
+            raise IllegalTransition(f"job {current.job_id} lease was renewed")
+        return [DocDelete(store.lease_ref(current.job_id), fresh.update_time)]
+
     try:
         if job.attempt < job.max_attempts:
             store.transition(
                 job.job_id,
                 JobStatus.QUEUED,
                 expected=[JobStatus.RUNNING],
-                guard=_guarded_attempt(job.attempt, now),
+                guard=same_attempt,
+                merges=release_if_still_expired,
                 reason="lease expired",
-                event_data={"lost_worker": job.lease_owner},
+                event_data={"lost_worker": lease.worker},
             )
             return "requeued"
         store.transition(
             job.job_id,
             JobStatus.FAILED,
             expected=[JobStatus.RUNNING],
-            guard=_guarded_attempt(job.attempt, now),
+            guard=same_attempt,
+            merges=release_if_still_expired,
             fields={
                 "error": JobError(
                     code="worker-lost",
@@ -92,17 +106,6 @@ def requeue_or_fail_expired(adapters: Adapters, job: JobRecord, now: datetime) -
         return "failed"
     except (IllegalTransition, NotFound):
         return None
-
-
-def _guarded_attempt(attempt: int, now: datetime):  # type: ignore[no-untyped-def]
-    lease_guard = _lease_expired(now)
-
-    def guard(job: JobRecord) -> None:
-        if job.attempt != attempt:
-            raise IllegalTransition(f"job {job.job_id} moved to another attempt")
-        lease_guard(job)
-
-    return guard
 
 
 def redispatch_stale(adapters: Adapters, job: JobRecord, before: datetime) -> Action | None:
@@ -183,13 +186,11 @@ def sweep(adapters: Adapters, *, now: datetime | None = None) -> SweepSummary:
             if action:
                 summary.record(action, job.job_id)
 
-    for job in store.query_by_status(
-        JobStatus.RUNNING, field_name="lease_expires_at", before=now, limit=BATCH
-    ):
-        stuck.add(job.job_id)
-        action = requeue_or_fail_expired(adapters, job, now)
+    for lease in store.expired_leases(now, limit=BATCH):
+        stuck.add(lease.job_id)
+        action = requeue_or_fail_expired(adapters, lease, now)
         if action:
-            summary.record(action, job.job_id)
+            summary.record(action, lease.job_id)
 
     before = now - timedelta(seconds=adapters.settings.dispatch_stale_seconds)
     for job in store.query_by_status(

@@ -124,10 +124,13 @@ def test_claim_heartbeat_and_finish_are_guarded_by_the_lease(store: JobStore) ->
     assert job.lease_owner == "w1"
     with pytest.raises(IllegalTransition):  # a redelivered dispatch cannot claim twice
         store.claim(job_id, worker_id="w2", lease_s=30)
-    renewed = store.heartbeat(job_id, worker_id="w1", attempt=1, lease_s=60)
-    assert renewed.lease_expires_at is not None
-    assert job.lease_expires_at is not None
-    assert renewed.lease_expires_at > job.lease_expires_at
+    lease = store.get_lease(job_id)
+    assert lease is not None
+    assert (lease.worker, lease.attempt) == ("w1", 1)
+    store.heartbeat(job_id, worker_id="w1", attempt=1, lease_s=60)
+    renewed = store.get_lease(job_id)
+    assert renewed is not None
+    assert renewed.expires_at > lease.expires_at
     with pytest.raises(LeaseLost):
         store.heartbeat(job_id, worker_id="w2", attempt=1, lease_s=60)
     with pytest.raises(LeaseLost):
@@ -144,6 +147,58 @@ def test_claim_heartbeat_and_finish_are_guarded_by_the_lease(store: JobStore) ->
     assert done.result.final_message == "ok"
     assert done.lease_owner is None
     assert store.require_job(job_id).result == done.result
+    assert store.get_lease(job_id) is None  # released with the final write
+
+
+def test_heartbeats_renew_the_lease_without_writing_the_job(isolated_adapters: Adapters) -> None:
+    # Every write of a job document fires the job trigger and wakes the job's listeners; a
+    # running job heartbeats for as long as it runs.
+    store = isolated_adapters.jobs
+    job_id = _create(store)
+    store.transition(job_id, JobStatus.DISPATCHED)
+    cursor = EventCursor()
+    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    doc = store._jobs.document(job_id)
+    before = doc.get().update_time
+    first = store.get_lease(job_id)
+    for _ in range(3):
+        store.heartbeat(job_id, worker_id="w1", attempt=1, lease_s=30, cursor=cursor)
+    assert doc.get().update_time == before
+    last = store.get_lease(job_id)
+    assert first is not None
+    assert last is not None
+    assert last.expires_at > first.expires_at
+
+
+def test_a_heartbeat_reports_a_cancel_request_and_keeps_the_final_write_read_free(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = _create(store)
+    store.transition(job_id, JobStatus.DISPATCHED)
+    cursor = EventCursor()
+    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    store.request_cancel(job_id)  # another writer changes the job behind the cursor
+    seen = store.heartbeat(job_id, worker_id="w1", attempt=1, lease_s=30, cursor=cursor)
+    assert seen.cancel_requested
+    reads: list[str] = []
+    monkeypatch.setattr(store, "_read", lambda *a: reads.append("read"))
+    done = store.finish(job_id, JobStatus.CANCELLED, worker_id="w1", attempt=1, cursor=cursor)
+    assert done.status is JobStatus.CANCELLED
+    assert reads == []
+
+
+def test_a_job_claimed_without_a_lease_document_gets_one_at_its_next_heartbeat(
+    store: JobStore,
+) -> None:
+    # Jobs claimed before leases had their own documents keep running across the change.
+    job_id = _create(store)
+    store.transition(job_id, JobStatus.DISPATCHED)
+    store.claim(job_id, worker_id="w1", lease_s=30)
+    store.lease_ref(job_id).delete()
+    store.heartbeat(job_id, worker_id="w1", attempt=1, lease_s=30)
+    lease = store.get_lease(job_id)
+    assert lease is not None
+    assert lease.worker == "w1"
 
 
 def test_finish_with_the_workers_cursor_writes_without_reading(
@@ -372,13 +427,6 @@ def test_sweeper_query_finds_expired_leases(store: JobStore) -> None:
     store.transition(job_id, JobStatus.DISPATCHED)
     store.claim(job_id, worker_id="w1", lease_s=5)
     soon = datetime.now(UTC) + timedelta(seconds=10)
-    found = store.query_by_status(JobStatus.RUNNING, field_name="lease_expires_at", before=soon)
-    assert [j.job_id for j in found] == [job_id]
-    assert (
-        store.query_by_status(
-            JobStatus.RUNNING,
-            field_name="lease_expires_at",
-            before=datetime.now(UTC) - timedelta(seconds=60),
-        )
-        == []
-    )
+    found = store.expired_leases(soon)
+    assert [(lease.job_id, lease.worker, lease.attempt) for lease in found] == [(job_id, "w1", 1)]
+    assert store.expired_leases(datetime.now(UTC) - timedelta(seconds=60)) == []

@@ -42,15 +42,8 @@ locals {
       ]
     }
     # Sweeper (shared/services/sweeper.py, JobStore.query_by_status): status == S and
-    # <timestamp> < now, for lease_expires_at, deadline_at and dispatched_at.
-    # Running jobs whose lease expired.
-    jobs_by_status_lease = {
-      collection = local.jobs
-      fields = [
-        { path = "status", order = "ASCENDING" },
-        { path = "lease_expires_at", order = "ASCENDING" },
-      ]
-    }
+    # <timestamp> < now, for deadline_at, dispatched_at and updated_at. Expired leases are a
+    # single-field query on leases.expires_at (automatic index).
     # Non-terminal jobs past their deadline.
     jobs_by_status_deadline = {
       collection = local.jobs
@@ -125,6 +118,19 @@ resource "google_firestore_field" "events_ttl" {
   ttl_config {}
 
   # A TTL field needs no single-field index of its own; skipping it saves write cost.
+  index_config {}
+}
+
+# Leases (leases/{job}) are deleted with every way out of `running`; one left behind (written
+# by hand, or by a release that never ran) expires a day after the lease itself.
+resource "google_firestore_field" "leases_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = var.collections.leases_collection
+  field      = "expire_at"
+
+  ttl_config {}
+
   index_config {}
 }
 

@@ -17,6 +17,7 @@ variable "collections" {
     keys_collection       = string
     dedup_collection      = string
     cancels_subcollection = string
+    leases_collection     = string
   })
 }
 

@@ -1,0 +1,76 @@
+"""The sweeper's expired-lease recovery against the real Firestore emulator: leases live in
+their own documents, renewed by heartbeats and released with every way out of `running`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.adapters import Adapters
+from shared.models import Channel, JobRequest, JobStatus
+from shared.services.sweeper import requeue_or_fail_expired
+
+
+def _running(adapters: Adapters, *, lease_s: int = 5, max_attempts: int = 3) -> str:
+    store = adapters.jobs
+    request = JobRequest(prompt="p", max_attempts=max_attempts)
+    job_id = store.create_job(request, tenant="t1", channel=Channel.HTTP).job.job_id
+    store.transition(job_id, JobStatus.DISPATCHED)
+    store.claim(job_id, worker_id="w1", lease_s=lease_s)
+    return job_id
+
+
+def _later(seconds: int = 60) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def test_an_expired_lease_requeues_the_job_and_is_released(isolated_adapters: Adapters) -> None:
+    store = isolated_adapters.jobs
+    job_id = _running(isolated_adapters)
+    (lease,) = store.expired_leases(_later())
+    assert requeue_or_fail_expired(isolated_adapters, lease, _later()) == "requeued"
+    job = store.require_job(job_id)
+    assert job.status is JobStatus.QUEUED
+    assert job.lease_owner is None
+    assert store.get_lease(job_id) is None
+    assert store.expired_leases(_later()) == []
+
+
+def test_an_expired_lease_on_the_last_attempt_fails_the_job(isolated_adapters: Adapters) -> None:
+    store = isolated_adapters.jobs
+    job_id = _running(isolated_adapters, max_attempts=1)
+    (lease,) = store.expired_leases(_later())
+    assert requeue_or_fail_expired(isolated_adapters, lease, _later()) == "failed"
+    job = store.require_job(job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.code == "worker-lost"
+    assert store.get_lease(job_id) is None
+
+
+def test_a_heartbeat_after_the_sweepers_query_keeps_the_job(isolated_adapters: Adapters) -> None:
+    store = isolated_adapters.jobs
+    job_id = _running(isolated_adapters)
+    now = _later()
+    (lease,) = store.expired_leases(now)
+    # The worker renews the lease between the sweeper's query and its write.
+    store.heartbeat(job_id, worker_id="w1", attempt=1, lease_s=3600)
+    assert requeue_or_fail_expired(isolated_adapters, lease, now) is None
+    assert store.require_job(job_id).status is JobStatus.RUNNING
+    renewed = store.get_lease(job_id)
+    assert renewed is not None
+    assert renewed.expires_at > now
+
+
+def test_a_lease_no_running_attempt_holds_is_dropped(isolated_adapters: Adapters) -> None:
+    store = isolated_adapters.jobs
+    job_id = _running(isolated_adapters)
+    (lease,) = store.expired_leases(_later())
+    # Written back by hand after the job finished: no attempt holds it any more.
+    store.finish(job_id, JobStatus.SUCCEEDED, worker_id="w1", attempt=1)
+    store.lease_ref(job_id).set(
+        {"job_id": job_id, "worker": "w1", "attempt": 1, "expires_at": lease.expires_at}
+    )
+    (stale,) = store.expired_leases(_later())
+    assert requeue_or_fail_expired(isolated_adapters, stale, _later()) is None
+    assert store.get_lease(job_id) is None
+    assert store.require_job(job_id).status is JobStatus.SUCCEEDED
