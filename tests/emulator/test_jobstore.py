@@ -35,6 +35,14 @@ def _create(store: JobStore, prompt: str = "p", tenant: str = "t1") -> str:
     return outcome.job.job_id
 
 
+def _claimed(store: JobStore, cursor: EventCursor | None = None) -> str:
+    """A fresh job, running on worker w1 (attempt 1)."""
+    job_id = _create(store)
+    store.transition(job_id, JobStatus.DISPATCHED)
+    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    return job_id
+
+
 def _drive_to(store: JobStore, job_id: str, status: JobStatus) -> None:
     """Walk a fresh job to `status` through legal moves."""
     path = {
@@ -154,10 +162,8 @@ def test_heartbeats_renew_the_lease_without_writing_the_job(isolated_adapters: A
     # Every write of a job document fires the job trigger and wakes the job's listeners; a
     # running job heartbeats for as long as it runs.
     store = isolated_adapters.jobs
-    job_id = _create(store)
-    store.transition(job_id, JobStatus.DISPATCHED)
     cursor = EventCursor()
-    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    job_id = _claimed(store, cursor)
     doc = store._jobs.document(job_id)
     before = doc.get().update_time
     first = store.get_lease(job_id)
@@ -173,10 +179,8 @@ def test_heartbeats_renew_the_lease_without_writing_the_job(isolated_adapters: A
 def test_a_heartbeat_reports_a_cancel_request_and_keeps_the_final_write_read_free(
     store: JobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = _create(store)
-    store.transition(job_id, JobStatus.DISPATCHED)
     cursor = EventCursor()
-    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    job_id = _claimed(store, cursor)
     store.request_cancel(job_id)  # another writer changes the job behind the cursor
     seen = store.heartbeat(job_id, worker_id="w1", attempt=1, lease_s=30, cursor=cursor)
     assert seen.cancel_requested
@@ -191,9 +195,7 @@ def test_a_job_claimed_without_a_lease_document_gets_one_at_its_next_heartbeat(
     store: JobStore,
 ) -> None:
     # Jobs claimed before leases had their own documents keep running across the change.
-    job_id = _create(store)
-    store.transition(job_id, JobStatus.DISPATCHED)
-    store.claim(job_id, worker_id="w1", lease_s=30)
+    job_id = _claimed(store)
     store.lease_ref(job_id).delete()
     store.heartbeat(job_id, worker_id="w1", attempt=1, lease_s=30)
     lease = store.get_lease(job_id)
@@ -204,10 +206,8 @@ def test_a_job_claimed_without_a_lease_document_gets_one_at_its_next_heartbeat(
 def test_finish_with_the_workers_cursor_writes_without_reading(
     store: JobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = _create(store)
-    store.transition(job_id, JobStatus.DISPATCHED)
     cursor = EventCursor()
-    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    job_id = _claimed(store, cursor)
     store.append_events(job_id, [EventDraft(message_type=MessageType.OUTPUT)], cursor=cursor)
     reads: list[str] = []
     real_call = store._call
@@ -237,10 +237,8 @@ def test_finish_with_the_workers_cursor_writes_without_reading(
 
 
 def test_finish_with_a_stale_cursor_decides_on_what_is_stored(store: JobStore) -> None:
-    job_id = _create(store)
-    store.transition(job_id, JobStatus.DISPATCHED)
     cursor = EventCursor()
-    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    job_id = _claimed(store, cursor)
     # Someone else writes after the worker's last write: a cancel request, then the sweeper
     # hands the job to another worker.
     assert store.request_cancel(job_id).cancel_requested
@@ -270,9 +268,7 @@ def test_finish_with_a_stale_cursor_decides_on_what_is_stored(store: JobStore) -
 
 
 def test_lease_loss_requeues_and_the_next_claim_is_a_new_attempt(store: JobStore) -> None:
-    job_id = _create(store)
-    store.transition(job_id, JobStatus.DISPATCHED)
-    store.claim(job_id, worker_id="w1", lease_s=30)
+    job_id = _claimed(store)
     store.transition(job_id, JobStatus.QUEUED, reason="lease expired")
     store.transition(job_id, JobStatus.DISPATCHED)
     job = store.claim(job_id, worker_id="w2", lease_s=30)
@@ -331,10 +327,8 @@ def test_event_appends_leave_the_job_document_alone(
 ) -> None:
     """A chatty job must not rewrite its job document per batch: that document's writes fire
     the dispatch/completion trigger and wake every listener on the job."""
-    job_id = _create(store)
-    store.transition(job_id, JobStatus.DISPATCHED)
     cursor = EventCursor()
-    store.claim(job_id, worker_id="w1", lease_s=30, cursor=cursor)
+    job_id = _claimed(store, cursor)
     doc = isolated_adapters.jobs._jobs.document(job_id)
     before = doc.get().update_time
     for i in range(3):

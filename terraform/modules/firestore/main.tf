@@ -108,11 +108,25 @@ resource "google_firestore_index" "this" {
   }
 }
 
-# Event documents (jobs/{id}/events/{seq}) carry expire_at; Firestore deletes them after it.
-resource "google_firestore_field" "events_ttl" {
+# Documents that carry expire_at; Firestore deletes each after it.
+locals {
+  ttl_collections = {
+    # Job events (jobs/{id}/events/{seq}), kept for event_ttl_days.
+    events = local.events
+    # Cancel signals (workers/{worker}/cancels/{job}) a worker never took (it died).
+    cancel_signals = var.collections.cancels_subcollection
+    # Leases (leases/{job}) are deleted with every way out of `running`; one left behind
+    # (written by hand, or by a release that never ran) expires a day after the lease.
+    leases = var.collections.leases_collection
+  }
+}
+
+resource "google_firestore_field" "ttl" {
+  for_each = local.ttl_collections
+
   project    = var.project_id
   database   = google_firestore_database.this.name
-  collection = local.events
+  collection = each.value
   field      = "expire_at"
 
   ttl_config {}
@@ -121,27 +135,12 @@ resource "google_firestore_field" "events_ttl" {
   index_config {}
 }
 
-# Leases (leases/{job}) are deleted with every way out of `running`; one left behind (written
-# by hand, or by a release that never ran) expires a day after the lease itself.
-resource "google_firestore_field" "leases_ttl" {
-  project    = var.project_id
-  database   = google_firestore_database.this.name
-  collection = var.collections.leases_collection
-  field      = "expire_at"
-
-  ttl_config {}
-
-  index_config {}
+moved {
+  from = google_firestore_field.events_ttl
+  to   = google_firestore_field.ttl["events"]
 }
 
-# Cancel signals (workers/{worker}/cancels/{job}) a worker never took (it died) expire too.
-resource "google_firestore_field" "cancel_signals_ttl" {
-  project    = var.project_id
-  database   = google_firestore_database.this.name
-  collection = var.collections.cancels_subcollection
-  field      = "expire_at"
-
-  ttl_config {}
-
-  index_config {}
+moved {
+  from = google_firestore_field.cancel_signals_ttl
+  to   = google_firestore_field.ttl["cancel_signals"]
 }
