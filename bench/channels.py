@@ -302,49 +302,73 @@ def _cpu_group(name: str) -> str:
     return "emulators"
 
 
-def _cpu_ms_per_job(meter: CpuMeter, n: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Per job, by group — codex (the workers' descendants), the worker processes, functions
-    and API, the scripted model, emulators and local stand-ins, this process — and by stack
-    process (with its descendants)."""
+def _cpu_ms_per_job(meters: list[CpuMeter], jobs: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Per job over all `meters`, by group — codex (the workers' descendants), the worker
+    processes, functions and API, the scripted model, emulators and local stand-ins, this
+    process — and by stack process (with its descendants)."""
+    names = list(meters[0].pids)
+    own = {name: sum(m.own[name] for m in meters) for name in names}
+    spent = {name: sum(m.spent[name] for m in meters) for name in names}
     groups: dict[str, float] = {"codex": 0.0}
-    for name in meter.pids:
+    for name in names:
         group = _cpu_group(name)
-        own, below = meter.own[name], meter.spent[name] - meter.own[name]
-        groups[group] = groups.get(group, 0.0) + own
-        groups["codex" if group == "worker" else group] += below
-    groups["bench"] = meter.spent["self"]
+        groups[group] = groups.get(group, 0.0) + own[name]
+        groups["codex" if group == "worker" else group] += spent[name] - own[name]
+    groups["bench"] = sum(m.spent["self"] for m in meters)
 
     def per_job(values: dict[str, float]) -> dict[str, float]:
-        return {k: round(v * 1000 / n, 1) for k, v in values.items()}
+        return {k: round(v * 1000 / jobs, 1) for k, v in values.items()}
 
-    return per_job(groups), per_job({name: meter.spent[name] for name in meter.pids})
+    return per_job(groups), per_job(spent)
 
 
-def measure_throughput(stack: Stack, adapters: Adapters, n: int) -> dict[str, Any]:
+def measure_throughput(stack: Stack, adapters: Adapters, n: int, rounds: int = 1) -> dict[str, Any]:
     """N jobs submitted at once through Pub/Sub vs N raw codex runs all in parallel, with the
     CPU each side spent per job, by process group (on a small machine the emulators share
-    the cores with codex)."""
+    the cores with codex).
+
+    `rounds` bursts per side, alternating which side goes first: the machine's speed drifts
+    (raw codex run times move by a fifth within minutes on a shared box), and a short burst is
+    mostly latency, so one pair of bursts is a noisy sample. Jobs/s per side is all its jobs
+    over all its burst time."""
     pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
-    with CpuMeter(pids) as pipe_meter:
-        pipeline = throughput(adapters, n)
-    with CpuMeter(pids) as raw_meter:
-        t0 = time.monotonic()
-        asyncio.run(raw_codex_runs(stack.urls["model"] + "/v1", n, n))
-        raw_tp = n / (time.monotonic() - t0)
-    pipe_cpu, pipe_by_process = _cpu_ms_per_job(pipe_meter, n)
+    model = stack.urls["model"] + "/v1"
+    pipe_meters: list[CpuMeter] = []
+    raw_meters: list[CpuMeter] = []
+    seconds = {"pipeline": 0.0, "raw": 0.0}
+
+    def pipeline_burst() -> None:
+        with CpuMeter(pids) as meter:
+            seconds["pipeline"] += n / throughput(adapters, n)
+        pipe_meters.append(meter)
+
+    def raw_burst() -> None:
+        with CpuMeter(pids) as meter:
+            t0 = time.monotonic()
+            asyncio.run(raw_codex_runs(model, n, n))
+            seconds["raw"] += time.monotonic() - t0
+        raw_meters.append(meter)
+
+    for r in range(rounds):
+        for burst in (pipeline_burst, raw_burst) if r % 2 == 0 else (raw_burst, pipeline_burst):
+            burst()
+    jobs = n * rounds
+    pipeline, raw_tp = jobs / seconds["pipeline"], jobs / seconds["raw"]
+    pipe_cpu, pipe_by_process = _cpu_ms_per_job(pipe_meters, jobs)
     return {
         "pipeline_pubsub": round(pipeline, 3),
         "raw_codex_parallel": round(raw_tp, 3),
         "ratio": round(pipeline / raw_tp, 3),
         "n": n,
+        "rounds": rounds,
         "worker_slots_total": stack.options.workers * stack.options.worker_slots,
         "pipeline_cpu_ms_per_job": pipe_cpu,
         "pipeline_cpu_ms_per_job_by_process": pipe_by_process,
         # Raw codex runs are this process's children; the model server answers both sides.
         "raw_cpu_ms_per_job": {
-            "codex": round(raw_meter.spent["children"] * 1000 / n, 1),
-            "model": round(raw_meter.spent.get("model", 0.0) * 1000 / n, 1),
-            "bench": round(raw_meter.spent["self"] * 1000 / n, 1),
+            "codex": round(sum(m.spent["children"] for m in raw_meters) * 1000 / jobs, 1),
+            "model": round(sum(m.spent.get("model", 0.0) for m in raw_meters) * 1000 / jobs, 1),
+            "bench": round(sum(m.spent["self"] for m in raw_meters) * 1000 / jobs, 1),
         },
     }
 
