@@ -42,13 +42,14 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 TriggerKind = Literal["http", "pubsub", "storage", "firestore"]
-# A fresh emulator JVM spends most of its first minutes of CPU in the optimising JIT compiler,
-# on a machine whose two cores the functions, workers and codex need too. The quick compiler
-# alone and the serial collector cost far less CPU for what a local stack lives for.
 # The model name the local workers ask the scripted model server for (raw benchmark runs use
 # it too, so both sides run codex with the same model configuration).
 SCRIPTED_MODEL = "scripted-model"
 
+# A fresh emulator JVM spends most of its first minutes of CPU in the optimising JIT compiler,
+# on a machine whose two cores the functions, workers and codex need too. The quick compiler
+# alone and the serial collector cost far less CPU for what a local stack lives for (with the
+# optimising compiler the Firestore emulator still spent 3x the CPU per job after 40 jobs).
 EMULATOR_JVM_FLAGS = tuple(
     os.environ.get(
         "CODEX_CLOUD_EMULATOR_JVM_FLAGS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
