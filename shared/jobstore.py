@@ -14,6 +14,7 @@ Design notes (see docs/decisions/0010-optimistic-job-writes.md):
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -684,14 +685,12 @@ class JobStore:
         )
         return [_decode_lease(s) for s in self._call(lambda: list(query.stream()))]
 
-    def drop_lease(self, lease: Lease) -> bool:
-        """Delete a lease left behind by no running attempt, unless it changed since read."""
+    def drop_lease(self, lease: Lease) -> None:
+        """Delete a lease left behind by no running attempt, unless it changed since read
+        (then a new claim owns the document)."""
         option = self._client.write_option(last_update_time=lease.update_time)
-        try:
+        with contextlib.suppress(*_RACE_ERRORS):
             self._call(lambda: self.lease_ref(lease.job_id).delete(option=option))
-        except _RACE_ERRORS:
-            return False
-        return True
 
     def request_cancel(self, job_id: str, *, reason: str = "cancelled by request") -> JobRecord:
         """Cancel a job that has not started, or flag a running one for its worker to stop."""
@@ -706,7 +705,7 @@ class JobStore:
                 mutation.fields["error"] = JobError(code="cancelled", message=reason)
                 return mutation
             return Mutation(
-                fields={"cancel_requested": True}, merges=[*self.cancel_signal(job, reason)]
+                fields={"cancel_requested": True}, merges=self.cancel_signal(job, reason)
             )
 
         return self.mutate(job_id, decide)
@@ -881,7 +880,7 @@ class JobStore:
     def cancel_signal_ref(self, worker_id: str, job_id: str) -> Any:
         return self.cancel_signals(worker_id).document(job_id)
 
-    def cancel_signal(self, job: JobRecord, reason: str) -> list[DocMerge]:
+    def cancel_signal(self, job: JobRecord, reason: str) -> list[DocWrite]:
         """The signal telling the worker that holds a running `job` to stop (none when nobody
         holds it), to ride in the write that sets `cancel_requested`."""
         if job.status is not JobStatus.RUNNING or not job.lease_owner:
