@@ -187,9 +187,10 @@ def sweep(adapters: Adapters, *, now: datetime | None = None) -> SweepSummary:
                 summary.record(action, job.job_id)
 
     for lease in store.expired_leases(now, limit=BATCH):
-        stuck.add(lease.job_id)
         action = requeue_or_fail_expired(adapters, lease, now)
+        # A lease renewed since the query, or left behind by a finished job, is no stuck job.
         if action:
+            stuck.add(lease.job_id)
             summary.record(action, lease.job_id)
 
     before = now - timedelta(seconds=adapters.settings.dispatch_stale_seconds)

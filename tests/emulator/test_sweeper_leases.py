@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import REGISTRY
+
 from shared.adapters import Adapters
 from shared.models import Channel, JobRequest, JobStatus
-from shared.services.sweeper import requeue_or_fail_expired
+from shared.services.sweeper import requeue_or_fail_expired, sweep
 
 
 def _running(adapters: Adapters, *, lease_s: int = 5, max_attempts: int = 3) -> str:
@@ -74,3 +76,22 @@ def test_a_lease_no_running_attempt_holds_is_dropped(isolated_adapters: Adapters
     assert requeue_or_fail_expired(isolated_adapters, stale, _later()) is None
     assert store.get_lease(job_id) is None
     assert store.require_job(job_id).status is JobStatus.SUCCEEDED
+
+
+def test_a_sweep_counts_the_lost_job_as_stuck_but_not_a_leftover_lease(
+    isolated_adapters: Adapters,
+) -> None:
+    store = isolated_adapters.jobs
+    lost = _running(isolated_adapters)
+    finished = _running(isolated_adapters)
+    (lease,) = [x for x in store.expired_leases(_later()) if x.job_id == finished]
+    store.finish(finished, JobStatus.SUCCEEDED, worker_id="w1", attempt=1)
+    store.lease_ref(finished).set(
+        {"job_id": finished, "worker": "w1", "attempt": 1, "expires_at": lease.expires_at}
+    )
+    summary = sweep(isolated_adapters, now=_later(30))
+    assert summary.stuck == 1
+    assert summary.requeued == [lost]
+    assert REGISTRY.get_sample_value("codex_stuck_jobs") == 1
+    assert store.require_job(lost).status is JobStatus.QUEUED
+    assert store.get_lease(finished) is None
