@@ -537,11 +537,20 @@ class JobStore:
             check_transition(job_id, job.status, target)
             if guard is not None:
                 guard(job)
+            changes = dict(fields(job) if callable(fields) else fields or {})
+            status, why = target, reason
+            if target is JobStatus.QUEUED and job.cancel_requested:
+                # Someone asked to cancel it: back in the queue no worker would claim it
+                # (claims refuse it), so it would cycle between queued and dispatched until
+                # its deadline. It ends here as the cancel asked.
+                status = JobStatus.CANCELLED
+                why = f"{reason}; cancelled as requested" if reason else "cancelled as requested"
+                changes["error"] = JobError(code="cancelled", message="cancelled by request")
             mutation = self._transition_mutation(
                 job,
-                target,
-                fields(job) if callable(fields) else fields,
-                reason,
+                status,
+                changes,
+                why,
                 event_data(job) if callable(event_data) else event_data,
             )
             mutation.events[:0] = events_before
@@ -696,14 +705,18 @@ class JobStore:
         """Cancel a job that has not started, or flag a running one for its worker to stop."""
 
         def decide(job: JobRecord) -> Mutation | None:
-            if job.status.terminal or job.cancel_requested:
+            if job.status.terminal:
                 return None
+            # Checked before the flag: a job not running is cancelled outright, even one
+            # flagged by an earlier request while it ran.
             if job.status in (JobStatus.QUEUED, JobStatus.DISPATCHED):
                 mutation = self._transition_mutation(
                     job, JobStatus.CANCELLED, {"cancel_requested": True}, reason, None
                 )
                 mutation.fields["error"] = JobError(code="cancelled", message=reason)
                 return mutation
+            if job.cancel_requested:
+                return None
             return Mutation(
                 fields={"cancel_requested": True}, merges=self.cancel_signal(job, reason)
             )

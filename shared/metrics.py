@@ -58,7 +58,7 @@ CODEX_DURATION = Histogram(
 )
 SWEEPER_ACTIONS = Counter(
     "codex_sweeper_actions_total",
-    "Jobs the sweeper acted on, by action (requeued, redispatched, failed, timed_out).",
+    "Jobs the sweeper acted on, by action (requeued, redispatched, failed, timed_out, cancelled).",
     ["action"],
 )
 STUCK_JOBS = Gauge(

@@ -447,8 +447,9 @@ class JobRunner:
 
     async def _hand_back(self, job: JobRecord, reason: StopReason) -> None:
         if reason == "draining":
+            outcome = "requeued"
             with contextlib.suppress(CodexCloudError):
-                await asyncio.to_thread(
+                after = await asyncio.to_thread(
                     self.adapters.jobs.transition,
                     job.job_id,
                     JobStatus.QUEUED,
@@ -456,7 +457,9 @@ class JobRunner:
                     reason="worker shutting down; requeued",
                     guard=lambda j: check_lease(j, self.worker_id, job.attempt),
                 )
-            WORKER_JOBS.labels(outcome="requeued").inc()
+                # A job with a cancel request ends cancelled instead (JobStore.transition).
+                outcome = after.status.value if after.status.terminal else outcome
+            WORKER_JOBS.labels(outcome=outcome).inc()
 
     async def _heartbeat(self, job: JobRecord, stop: StopSignal, cursor: EventCursor) -> None:
         """Renew the lease; learn about cancellation and lease loss."""

@@ -1,6 +1,7 @@
 """The sweeper (Cloud Scheduler → HTTP function): recovers jobs nobody is moving.
 
-- running with an expired lease → queued while attempts remain, else failed;
+- running with an expired lease → queued while attempts remain, else failed (cancelled
+  instead of queued when a cancel was requested: see `JobStore.transition`);
 - queued but never dispatched for `dispatch_stale_seconds` (the event that should have
   dispatched it was lost) → dispatched now, by the same guarded dispatch the trigger runs;
 - dispatched but never started for `dispatch_stale_seconds` → queued (re-triggers dispatch);
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 BATCH = 200
 NON_TERMINAL = (JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING)
-Action = Literal["requeued", "failed", "redispatched", "timed_out"]
+Action = Literal["requeued", "failed", "redispatched", "timed_out", "cancelled"]
 
 
 @dataclass
@@ -43,6 +44,8 @@ class SweepSummary:
     failed: list[str] = field(default_factory=list)
     redispatched: list[str] = field(default_factory=list)
     timed_out: list[str] = field(default_factory=list)
+    # Jobs that would have gone back to the queue but had a cancel request (JobStore.transition).
+    cancelled: list[str] = field(default_factory=list)
     stuck: int = 0
     errors: int = 0
 
@@ -77,7 +80,7 @@ def requeue_or_fail_expired(adapters: Adapters, lease: Lease, now: datetime) -> 
 
     try:
         if job.attempt < job.max_attempts:
-            store.transition(
+            after = store.transition(
                 job.job_id,
                 JobStatus.QUEUED,
                 expected=[JobStatus.RUNNING],
@@ -86,7 +89,7 @@ def requeue_or_fail_expired(adapters: Adapters, lease: Lease, now: datetime) -> 
                 reason="lease expired",
                 event_data={"lost_worker": lease.worker},
             )
-            return "requeued"
+            return "requeued" if after.status is JobStatus.QUEUED else "cancelled"
         store.transition(
             job.job_id,
             JobStatus.FAILED,
@@ -114,7 +117,7 @@ def redispatch_stale(adapters: Adapters, job: JobRecord, before: datetime) -> Ac
             raise IllegalTransition(f"job {current.job_id} was dispatched again recently")
 
     try:
-        adapters.jobs.transition(
+        after = adapters.jobs.transition(
             job.job_id,
             JobStatus.QUEUED,
             expected=[JobStatus.DISPATCHED],
@@ -123,7 +126,7 @@ def redispatch_stale(adapters: Adapters, job: JobRecord, before: datetime) -> Ac
         )
     except (IllegalTransition, NotFound):
         return None
-    return "redispatched"
+    return "redispatched" if after.status is JobStatus.QUEUED else "cancelled"
 
 
 def time_out(

@@ -95,3 +95,44 @@ def test_a_sweep_counts_the_lost_job_as_stuck_but_not_a_leftover_lease(
     assert REGISTRY.get_sample_value("codex_stuck_jobs") == 1
     assert store.require_job(lost).status is JobStatus.QUEUED
     assert store.get_lease(finished) is None
+
+
+def test_a_cancelled_job_whose_worker_died_ends_cancelled_not_requeued(
+    isolated_adapters: Adapters,
+) -> None:
+    store = isolated_adapters.jobs
+    job_id = _running(isolated_adapters)
+    # The cancel only flags a running job for its worker, which is already gone.
+    store.request_cancel(job_id)
+    (lease,) = store.expired_leases(_later())
+    assert requeue_or_fail_expired(isolated_adapters, lease, _later()) == "cancelled"
+    job = store.require_job(job_id)
+    assert job.status is JobStatus.CANCELLED
+    assert job.error is not None
+    assert job.error.code == "cancelled"
+    assert store.get_lease(job_id) is None
+    events = store.list_events(job_id)
+    assert "cancelled as requested" in str(events[-1].data)
+
+
+def test_a_flagged_job_left_dispatched_or_queued_gets_cancelled(
+    isolated_adapters: Adapters,
+) -> None:
+    store = isolated_adapters.jobs
+    jobs = isolated_adapters.firestore.collection(
+        isolated_adapters.settings.topology.firestore.jobs_collection
+    )
+    # Jobs flagged while running, then put back before cancel requests were honoured on the
+    # way to the queue (as stored by earlier releases): one left dispatched, one queued.
+    stale, queued = _running(isolated_adapters), _running(isolated_adapters)
+    for job_id in (stale, queued):
+        store.request_cancel(job_id)
+    jobs.document(stale).update(
+        {"status": JobStatus.DISPATCHED.value, "dispatched_at": _later(-3600)}
+    )
+    jobs.document(queued).update({"status": JobStatus.QUEUED.value})
+    summary = sweep(isolated_adapters, now=_later(0))
+    assert stale in summary.cancelled
+    assert store.require_job(stale).status is JobStatus.CANCELLED
+    # Cancelling again settles a flagged job that is not running (it used to be a no-op).
+    assert store.request_cancel(queued).status is JobStatus.CANCELLED
