@@ -79,6 +79,8 @@ def decode_body(msg: PubSubMessage, max_bytes: int) -> dict[str, Any]:
         body = json.loads(msg.data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Rejected("bad_json", f"body is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected("bad_json", "body is nested too deeply") from None
     if not isinstance(body, dict):
         raise Rejected("bad_json", "body must be a JSON object")
     priority = msg.attributes.get("priority")
@@ -86,7 +88,11 @@ def decode_body(msg: PubSubMessage, max_bytes: int) -> dict[str, Any]:
         if priority not in {p.value for p in Priority}:
             raise Rejected("schema_violation", f"attribute priority={priority!r} is not valid")
         body["priority"] = priority
-    errors = sorted(message_validator().iter_errors(body), key=lambda e: list(e.path))
+    try:
+        errors = sorted(message_validator().iter_errors(body), key=lambda e: list(e.path))
+    except RecursionError:
+        # Parsed, but too deep for the validator's walk (metadata is free-form).
+        raise Rejected("schema_violation", "body is nested too deeply") from None
     if errors:
         detail = "; ".join(
             f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors[:5]
@@ -128,6 +134,9 @@ def ingest_message(
             )
         except Conflict as exc:
             raise Rejected("idempotency_conflict", exc.detail) from None
+        except InvalidInput as exc:
+            # Checks that need the tenant (a workspace archive that is not its upload).
+            raise Rejected("invalid_request", exc.detail) from None
     except Rejected as rejected:
         dead_letter_message(
             adapters,

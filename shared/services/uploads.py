@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel
 
+from shared.archives import ARCHIVE_READ_ERRORS
 from shared.errors import Conflict, InvalidInput, PayloadTooLarge, PermanentError
 from shared.metrics import DEAD_LETTERED
 from shared.models import ArchiveWorkspace, Channel, JobRequest, is_safe_id
@@ -133,6 +134,8 @@ def parse_spec(data: bytes, name: str) -> dict[str, Any]:
         loaded = json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InvalidInput(f"{name}: not valid {_format(name)}: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"{name}: nested too deeply") from None
     if not isinstance(loaded, dict):
         raise InvalidInput(f"{name}: the job spec must be a mapping of request fields")
     return loaded
@@ -169,7 +172,7 @@ def read_manifest(data: bytes, archive_name: str, max_bytes: int) -> dict[str, A
                         handle = tf.extractfile(tinfo)
                         if handle is not None:
                             found[member] = handle.read()
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+    except ARCHIVE_READ_ERRORS as exc:
         raise InvalidInput(f"{archive_name}: not a readable archive: {exc}") from None
     if not found:
         raise InvalidInput(

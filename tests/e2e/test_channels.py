@@ -188,6 +188,15 @@ def test_redelivered_message_without_key_maps_to_one_job(
         (b'{"prompt": 12, "mode": "sometimes"}', {}, "schema_violation"),
         (b'{"prompt": "hello"}', {"tenant": "nobody-knows-me"}, "unknown_tenant"),
         (json.dumps({"prompt": "x" * 600_000}).encode(), {}, "too_large"),
+        # Another tenant's upload as the workspace: refused once the tenant is known.
+        (
+            json.dumps(
+                {"prompt": "p", "workspace": {"type": "archive", "object": "tenants/other/w.tgz"}}
+            ).encode(),
+            {},
+            "invalid_request",
+        ),
+        (b'{"prompt": "p", "metadata": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", {}, "bad_json"),
     ],
 )
 def test_poison_messages_are_dead_lettered_once_with_reason_and_payload(

@@ -9,6 +9,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
 from google.events.cloud.firestore import Document, DocumentEventData, Value
@@ -36,7 +37,7 @@ from shared.services.webhooks import (
     verify_signature,
     webhook_body,
 )
-from tests.archives import tgz
+from tests.archives import damaged_zip, tgz
 
 # ---- signatures ------------------------------------------------------------------------------
 
@@ -218,6 +219,22 @@ def test_unreadable_archives_and_huge_manifests_are_rejected() -> None:
         read_manifest(_zip({"codex-job.json": b"{" + b" " * 5000 + b"}"}), "w.zip", 1_000)
 
 
+@pytest.mark.parametrize("damage", ["deflate", "method"])
+def test_archives_whose_manifest_cannot_be_decompressed_are_rejected(
+    damage: Literal["deflate", "method"],
+) -> None:
+    data = damaged_zip("codex-job.json", b'{"prompt": "' + b"a" * 300 + b'"}', damage)
+    with pytest.raises(InvalidInput, match="not a readable archive"):
+        read_manifest(data, "w.zip", 10_000)
+
+
+def test_specs_nested_too_deeply_are_rejected_not_crashed_on() -> None:
+    with pytest.raises(InvalidInput, match="nested too deeply"):
+        parse_spec(b"a: " + b"[" * 5000 + b"]" * 5000, "job.yaml")
+    with pytest.raises(InvalidInput, match="nested too deeply"):
+        parse_spec(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "job.json")
+
+
 def test_upload_naming_and_tenants() -> None:
     assert (
         result_object_name("tenants/acme/a/job.json")
@@ -267,6 +284,13 @@ def test_poison_bodies_are_classified(data: bytes, reason: str) -> None:
     with pytest.raises(Rejected) as info:
         decode_body(_msg(data), 2_000)
     assert info.value.reason == reason
+
+
+def test_a_body_nested_too_deeply_is_bad_json_not_a_crash() -> None:
+    data = b'{"prompt": "p", "metadata": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    with pytest.raises(Rejected, match="nested too deeply") as info:
+        decode_body(_msg(data), 1_000_000)
+    assert info.value.reason == "bad_json"
 
 
 def test_event_age_guard() -> None:

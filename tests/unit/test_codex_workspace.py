@@ -8,10 +8,11 @@ import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
-from tests.archives import tar_gz
+from tests.archives import damaged_zip, tar_gz
 from worker.codex.sessions import pack_session_state, unpack_session_state
 from worker.codex.workspace import (
     ArchiveLimits,
@@ -280,3 +281,13 @@ def test_session_state_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "b" / restored[0]).read_text() == '{"type":"session_meta"}\n'
     assert not (tmp_path / "b" / "state_5.sqlite").exists()
     assert not (tmp_path / "b" / ".restore").exists()
+
+
+@pytest.mark.parametrize("damage", ["deflate", "method"])
+def test_a_workspace_zip_that_cannot_be_decompressed_is_refused(
+    tmp_path: Path, damage: Literal["deflate", "method"]
+) -> None:
+    data = damaged_zip("src/main.py", b"print('hi')\n" * 40, damage)
+    with pytest.raises(UnsafeArchiveError, match="unreadable archive"):
+        extract_archive(data, tmp_path / "ws")
+    assert list((tmp_path / "ws").iterdir()) == []

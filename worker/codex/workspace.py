@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+from shared.archives import ARCHIVE_READ_ERRORS
+
 logger = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
@@ -277,7 +279,7 @@ def extract_archive(
     except UnsafeArchiveError:
         _empty_dir(dest)
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except ARCHIVE_READ_ERRORS as exc:
         _empty_dir(dest)
         raise UnsafeArchiveError(f"unreadable archive: {exc}") from exc
     return extractor.written
