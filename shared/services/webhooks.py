@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel
 
-from shared.errors import PermanentError
+from shared.errors import PermanentError, RetryableError
 from shared.metrics import WEBHOOK_DELIVERIES
 from shared.models import JobRecord
 from shared.services.common import utcnow
@@ -54,6 +54,17 @@ Outcome = Literal["delivered", "retry", "failed"]
 class WebhookRefused(PermanentError):
     code = "webhook-refused"
     title = "Webhook URL refused"
+
+
+class WebhookHostUnresolved(RetryableError):
+    """The resolver failed for now (a timeout, a temporary DNS failure): worth another try."""
+
+    code = "webhook-unresolved"
+    title = "Webhook host did not resolve"
+
+
+# Answers that say the name has no address at all; any other resolver failure may pass.
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 # ---- signing ---------------------------------------------------------------------------------
@@ -124,8 +135,18 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver = system_reso
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = resolver(parts.hostname, port)
-    except (OSError, UnicodeError) as exc:
-        raise WebhookRefused(f"webhook host {parts.hostname!r} does not resolve: {exc}") from None
+    except UnicodeError as exc:
+        raise WebhookRefused(
+            f"webhook host {parts.hostname!r} is not a valid name: {exc}"
+        ) from None
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_NAME:
+            raise WebhookRefused(
+                f"webhook host {parts.hostname!r} does not resolve: {exc}"
+            ) from None
+        raise WebhookHostUnresolved(f"resolving {parts.hostname!r} failed: {exc}") from None
+    except OSError as exc:
+        raise WebhookHostUnresolved(f"resolving {parts.hostname!r} failed: {exc}") from None
     if not addresses:
         raise WebhookRefused(f"webhook host {parts.hostname!r} has no addresses")
     for address in addresses:
@@ -180,6 +201,11 @@ def attempt_once(
 ) -> Outcome:
     try:
         check_url(url, allow_private=allow_private, resolver=resolver)
+    except WebhookHostUnresolved as exc:
+        log.info(
+            "webhook host did not resolve", extra={"fields": {"url": url, "detail": exc.detail}}
+        )
+        return "retry"
     except WebhookRefused as exc:
         log.warning("webhook refused", extra={"fields": {"url": url, "detail": exc.detail}})
         return "failed"

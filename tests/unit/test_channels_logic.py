@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import time
 import zipfile
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from shared.services.uploads import (
 )
 from shared.services.webhooks import (
     WebhookRefused,
+    attempt_once,
     backoff_s,
     check_url,
     delivery_id,
@@ -87,7 +89,7 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
 def resolver(table: dict[str, list[str]]) -> Callable[[str, int], list[str]]:
     def resolve(host: str, port: int) -> list[str]:
         if host not in table:
-            raise OSError("no such host")
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return table[host]
 
     return resolve
@@ -137,6 +139,27 @@ def test_public_addresses_pass_and_private_ones_pass_when_allowed() -> None:
 def test_bad_urls_are_refused(url: str) -> None:
     with pytest.raises(WebhookRefused):
         check_url(url, allow_private=False, resolver=resolver({"ok.example": ["93.184.216.34"]}))
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"), TimeoutError()],
+)
+def test_a_resolver_failure_that_may_pass_is_retried_not_refused(failure: OSError) -> None:
+    def flaky(host: str, port: int) -> list[str]:
+        raise failure
+
+    outcome = attempt_once(
+        "https://hook.example/x",
+        b"{}",
+        secret="s",
+        event="job.succeeded",
+        delivery="d",
+        timeout_s=1,
+        allow_private=False,
+        resolver=flaky,
+    )
+    assert outcome == "retry"
 
 
 # ---- rendezvous hashing ----------------------------------------------------------------------
