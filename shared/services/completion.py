@@ -130,10 +130,16 @@ def _write_summary(adapters: Adapters, job: JobRecord, summary: dict[str, Any]) 
         )
     except Conflict:
         # Written by an earlier delivery for this job — or, for an upload object name reused by
-        # a later version (a new job), by the previous job: only then replace it.
+        # another version (a new job), by that version's job: replaced only by a newer version's.
         existing = json.loads(adapters.storage.get(bucket, name))
         if existing.get("job_id") == job.job_id:
             log.info("results summary already written", extra={"fields": {"object": name}})
+            return
+        if _upload_generation(existing.get("source")) > _upload_generation(job.source):
+            log.info(
+                "results summary of a newer upload kept",
+                extra={"fields": {"object": name, "job_id": job.job_id}},
+            )
             return
         adapters.storage.put(
             bucket,
@@ -142,3 +148,13 @@ def _write_summary(adapters: Adapters, job: JobRecord, summary: dict[str, Any]) 
             content_type="application/json",
             metadata={"job_id": job.job_id, "status": job.status.value},
         )
+
+
+def _upload_generation(source: object) -> int:
+    """The uploaded object's generation a job came from (0 when unknown)."""
+    if not isinstance(source, dict):
+        return 0
+    try:
+        return int(source.get("generation") or 0)
+    except (TypeError, ValueError):
+        return 0
