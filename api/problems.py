@@ -41,7 +41,7 @@ _HTTP_CODES = {
     500: ("internal", "Internal error"),
     503: ("unavailable", "Service unavailable"),
 }
-_UNAVAILABLE_DETAIL = "A backing service is temporarily unavailable; retry later."
+UNAVAILABLE_DETAIL = "A backing service is temporarily unavailable; retry later."
 
 
 def problem_body(
@@ -95,7 +95,7 @@ def response_for_error(exc: CodexCloudError, instance: str | None) -> Response:
         headers.setdefault("Retry-After", str(max(1, math.ceil(exc.retry_after_s))))
         if exc.http_status >= 500:
             log.warning("dependency unavailable", extra={"fields": {"detail": exc.detail}})
-            detail = _UNAVAILABLE_DETAIL
+            detail = UNAVAILABLE_DETAIL
     return problem_response(
         exc.http_status,
         code=exc.code,
@@ -163,7 +163,7 @@ def install(app: FastAPI) -> None:
             return problem_response(
                 503,
                 code="dependency-unavailable",
-                detail=_UNAVAILABLE_DETAIL,
+                detail=UNAVAILABLE_DETAIL,
                 instance=request.url.path,
                 headers={"Retry-After": "2"},
             )

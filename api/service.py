@@ -6,10 +6,13 @@ Route handlers decode the request, call one of these, and map the result (or the
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +30,7 @@ from shared.models import (
     JobRequest,
     JobStatus,
     Mode,
+    is_safe_id,
 )
 from shared.services.uploads import check_workspace_access
 from shared.settings import Settings
@@ -48,9 +52,16 @@ class Submission:
 
 
 def _check_webhook_target(url: str, allow_private: bool) -> None:
+    try:
+        host = (urlsplit(url).hostname or "").strip("[]").lower()
+    except ValueError:
+        # The model refuses such URLs already; this keeps a request built another way a 422.
+        raise InvalidInput(
+            "webhook URL is not a valid URL",
+            errors=[{"loc": ["body", "webhook", "url"], "msg": "must have a valid host"}],
+        ) from None
     if allow_private:
         return
-    host = (urlsplit(url).hostname or "").strip("[]").lower()
     private = host in ("localhost", "metadata.google.internal") or host.endswith(".localhost")
     try:
         address = ipaddress.ip_address(host)
@@ -124,6 +135,20 @@ async def submit_job(
     if outcome.created:
         metrics.JOBS_SUBMITTED.labels(Channel.HTTP.value, request.priority.value).inc()
     return Submission(outcome.job, outcome.created, generated if outcome.created else None)
+
+
+def check_list_cursor(cursor: str) -> None:
+    """NotFound (the documented bad-cursor answer) unless `cursor` encodes a possible job id.
+
+    Every job id we mint is a safe id; anything else (`__main__`, `.`, `..`) names no job, and
+    Firestore refuses such document ids with InvalidArgument, which would read as an outage.
+    """
+    try:
+        job_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except ValueError:  # not base64, or not UTF-8 inside
+        raise NotFound("invalid cursor") from None
+    if not is_safe_id(job_id):
+        raise NotFound("invalid cursor")
 
 
 def cancel_job(store: JobStore, job_id: str, *, tenant: str) -> JobRecord:
@@ -242,13 +267,13 @@ def list_artifacts(blobs: BlobStore, job_id: str) -> list[BlobInfo]:
 class ArtifactDownload:
     name: str
     signed_url: str | None
-    data: bytes | None
     content_type: str
+    size: int
+    # The bytes, read from storage as they are sent (empty when there is a signed URL).
+    chunks: Iterator[bytes]
 
 
-def get_artifact(
-    blobs: BlobStore, job_id: str, name: str, *, url_ttl_s: int, max_bytes: int
-) -> ArtifactDownload:
+def get_artifact(blobs: BlobStore, job_id: str, name: str, *, url_ttl_s: int) -> ArtifactDownload:
     from datetime import timedelta
 
     bucket = blobs.bucket_name("outputs")
@@ -259,9 +284,14 @@ def get_artifact(
     content_type = info.content_type or "application/octet-stream"
     url = blobs.signed_url(bucket, object_name, ttl=timedelta(seconds=url_ttl_s))
     if url is not None:
-        return ArtifactDownload(name, url, None, content_type)
-    data = blobs.get(bucket, object_name, max_bytes=max_bytes)
-    return ArtifactDownload(name, None, data, content_type)
+        return ArtifactDownload(name, url, content_type, info.size, iter(()))
+    chunks = blobs.read_chunks(bucket, object_name, size=info.size, generation=info.generation)
+    # Read the first chunk now: a failure then is still a problem response, not a cut body.
+    try:
+        first = next(chunks, b"")
+    except NotFound:
+        raise NotFound(f"artifact {name} not found") from None
+    return ArtifactDownload(name, None, content_type, info.size, chain([first], chunks))
 
 
 def iso(value: datetime | None) -> str | None:

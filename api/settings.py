@@ -43,8 +43,6 @@ class ApiSettings(Settings):
     api_key_cache_s: float = Field(default=5.0, ge=0)
     # Lifetime of signed artifact download URLs.
     artifact_url_ttl_s: int = Field(default=900, ge=60, le=604_800)
-    # Largest artifact proxied through the API when a signed URL cannot be made.
-    artifact_proxy_max_bytes: int = Field(default=64 * 1_048_576, ge=1)
     # Server processes of `python -m api` (one per core uses a multi-core instance). Each
     # process is an instance of its own (its WebSockets, key cache, fallback buckets; see
     # docs/api.md).

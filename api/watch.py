@@ -11,16 +11,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from google.cloud import firestore
+from starlette.concurrency import run_in_threadpool
 
-from shared.jobstore import decode_event, decode_record
+from shared.jobstore import JobStore, decode_event, decode_record
 from shared.models import JobEvent, JobRecord, JobStatus, MessageType
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 1000
+
+
+async def stored_events(
+    store: JobStore, job_id: str, after_seq: int = -1, *, page: int = REPLAY_PAGE
+) -> AsyncIterator[JobEvent]:
+    """Every stored event of a job after `after_seq`, in order, read a page at a time (the
+    replay of a finished job, whose events can outnumber one page)."""
+    cursor = after_seq
+    while True:
+        batch = await run_in_threadpool(store.list_events, job_id, after_seq=cursor, limit=page)
+        for event in batch:
+            yield event
+            cursor = event.seq
+        if len(batch) < page:
+            return
 
 
 def is_final_event(event: JobEvent) -> bool:

@@ -13,6 +13,7 @@ import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -27,6 +28,9 @@ MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 1_024
 MAX_METADATA_BYTES = 16_384
 MAX_OUTPUT_SCHEMA_BYTES = 65_536
+# Nesting levels (objects and arrays) of an output schema. Real schemas stay far below this;
+# much deeper ones would exhaust the stack in the recursive JSON Schema check.
+MAX_OUTPUT_SCHEMA_DEPTH = 64
 MIN_TIMEOUT_MS = 1_000
 MAX_TIMEOUT_MS = 24 * 3_600_000
 DEFAULT_TIMEOUT_MS = 300_000
@@ -135,6 +139,16 @@ class WebhookSpec(_Model):
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL")
+        # Refuse here what URL parsing cannot take apart (`http://[::1`, `https://[evil]/`, a
+        # port above 65535), so no later check or delivery attempt trips over it.
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+            _ = parts.port
+        except ValueError:
+            host = None
+        if not host:
+            raise ValueError("must be an http(s) URL with a valid host and port")
         return value
 
 
@@ -153,6 +167,16 @@ class JobRequest(_Model):
     output_schema: dict[str, Any] | None = None
     long_running: bool | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=10)
+
+    # Defined first so it runs before the field checks below, some of which encode text.
+    @field_validator("*")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        # A JSON escape such as "\ud800" decodes to a lone surrogate, which has no UTF-8 form:
+        # such a request could be neither fingerprinted, stored nor sent on.
+        if _has_lone_surrogate(value):
+            raise ValueError("must be valid Unicode text (contains a lone surrogate)")
+        return value
 
     @field_validator("prompt")
     @classmethod
@@ -185,6 +209,9 @@ class JobRequest(_Model):
     def _schema_limits(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return value
+        # First: the size and schema checks below both recurse through the value.
+        if _nesting_depth(value) > MAX_OUTPUT_SCHEMA_DEPTH:
+            raise ValueError(f"at most {MAX_OUTPUT_SCHEMA_DEPTH} levels of nesting")
         if len(json.dumps(value).encode()) > MAX_OUTPUT_SCHEMA_BYTES:
             raise ValueError(f"at most {MAX_OUTPUT_SCHEMA_BYTES} bytes")
         from jsonschema import Draft202012Validator
@@ -194,6 +221,9 @@ class JobRequest(_Model):
             Draft202012Validator.check_schema(value)
         except SchemaError as exc:
             raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        except RecursionError:
+            # Backstop for a caller already deep in its stack; the depth limit normally holds.
+            raise ValueError(f"at most {MAX_OUTPUT_SCHEMA_DEPTH} levels of nesting") from None
         return value
 
     def fingerprint(self) -> str:
@@ -209,6 +239,44 @@ class JobRequest(_Model):
         if self.long_running is not None:
             return self.long_running
         return self.timeout_ms > threshold_ms
+
+
+def _children(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, BaseModel):
+        return list(value.__dict__.values())
+    return []
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    # Iterative: a value may be nested deeper than the recursion limit.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return True
+        else:
+            pending.extend(_children(item))
+    return False
+
+
+def _nesting_depth(value: Any) -> int:
+    """Levels of dicts and lists in a JSON value (0 for a scalar), counted iteratively."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class JobError(_Model):

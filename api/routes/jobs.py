@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +24,7 @@ from api.schemas import (
     JobView,
 )
 from api.streaming import event_message, server_message, sse_frame
-from api.watch import is_final_event
+from api.watch import is_final_event, stored_events
 from shared.errors import InvalidInput
 from shared.log import current_trace_id
 from shared.models import Channel, JobRecord, JobRequest, JobStatus, MessageType, Mode
@@ -185,6 +186,8 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> dict[str, Any]:
+    if cursor is not None:
+        service.check_list_cursor(cursor)
     page = services.jobs.list_jobs(
         principal.tenant, status=status, channel=channel, limit=limit, cursor=cursor
     )
@@ -277,30 +280,42 @@ def get_artifact(
     services.jobs.require_job(job_id, tenant=principal.tenant)
     settings = services.settings
     download = service.get_artifact(
-        services.adapters.storage,
-        job_id,
-        name,
-        url_ttl_s=settings.artifact_url_ttl_s,
-        max_bytes=settings.artifact_proxy_max_bytes,
+        services.adapters.storage, job_id, name, url_ttl_s=settings.artifact_url_ttl_s
     )
     if download.signed_url is not None:
         return RedirectResponse(download.signed_url, status_code=302)
-    filename = name.rsplit("/", 1)[-1].replace('"', "")
-    return Response(
-        content=download.data or b"",
+    # Streamed as it is read from storage, so no artifact is too large to proxy.
+    return StreamingResponse(
+        download.chunks,
         media_type=download.content_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={
+            "Content-Disposition": content_disposition(name.rsplit("/", 1)[-1]),
+            # Lets a client tell a body cut short by a failed read from a complete one.
+            "Content-Length": str(download.size),
+        },
     )
+
+
+# RFC 5987 attr-char: what may stay unescaped in an ext-value.
+_ATTR_CHARS = "!#$&+-.^_`|~"
+
+
+def content_disposition(filename: str) -> str:
+    """An RFC 6266 attachment header that names any file: a plain-ASCII `filename` for old
+    clients, the exact name as RFC 5987 `filename*` (header values must be Latin-1)."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    exact = quote(filename, safe=_ATTR_CHARS, errors="replace")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
 
 
 # ---- Server-Sent Events ---------------------------------------------------------------------
 
 
 def _last_event_id(header: str | None, query: int | None) -> int:
-    if query is not None:
-        return query
+    # The header wins: a browser EventSource reconnects to the same URL (query and all) and
+    # reports the newer position in the header.
     if header is None or not header.strip():
-        return -1
+        return query if query is not None else -1
     try:
         value = int(header.strip())
     except ValueError:
@@ -316,14 +331,9 @@ async def _sse(services: Services, job: JobRecord, after_seq: int) -> AsyncItera
     yield f"retry: {int(heartbeat_s * 1000)}\n\n"
     if job.status.terminal:
         # Nothing more will be written: replay what is stored and finish.
-        cursor = after_seq
-        while True:
-            batch = await run_in_threadpool(services.jobs.list_events, job.job_id, after_seq=cursor)
-            for event in batch:
-                yield sse_frame(event_message(job.session_id, event), event_id=event.seq)
-                cursor = event.seq
-            if len(batch) < 1000:
-                return
+        async for event in stored_events(services.jobs, job.job_id, after_seq):
+            yield sse_frame(event_message(job.session_id, event), event_id=event.seq)
+        return
     async with services.listeners.events(job.job_id, after_seq) as feed:
         while True:
             batch = await feed.next_batch(heartbeat_s)

@@ -5,6 +5,7 @@ Client → server frames:
   turn of the session (a job with this session id); prompts run one after another.
 - `{"type": "ping"}` → `{"type": "pong", ...}` (answered at once, even while a job runs).
 - `{"type": "cancel"}` cancels the job currently running for this connection.
+Any other frame (not JSON, binary, unknown type) gets an `error` message; the session stays open.
 Server → client frames: `{session_id, message_type, data, timestamp, job_id?, seq?}`.
 """
 
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -23,7 +25,7 @@ from starlette.responses import Response
 
 from api import service
 from api.deps import Admin, Services, ServicesDep, services_of
-from api.problems import problem_response, validation_errors
+from api.problems import UNAVAILABLE_DETAIL, problem_response, validation_errors
 from api.schemas import BroadcastRequest, BroadcastResult, BroadcastTarget, ConnectionList
 from api.streaming import (
     Connection,
@@ -33,8 +35,8 @@ from api.streaming import (
     server_message,
     wanted,
 )
-from api.watch import is_final_event
-from shared.errors import CodexCloudError, Unauthorized
+from api.watch import is_final_event, stored_events
+from shared.errors import CodexCloudError, RetryableError, Unauthorized
 from shared.log import log_context
 from shared.models import JobRecord, JobRequest, MessageType, Mode
 from shared.tokens import StreamClaims, verify_stream_token
@@ -69,7 +71,17 @@ class _Session:
     async def read_loop(self) -> None:
         """Answer pings and cancels immediately; queue prompts for the turn loop."""
         while True:
-            raw = await self.ws.receive_text()
+            frame = await self.ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(frame.get("code", 1000), frame.get("reason"))
+            raw = frame.get("text")
+            if raw is None:
+                # A binary frame is just another invalid frame: answer it, keep the session.
+                await self.notify(
+                    MessageType.ERROR,
+                    {"code": "bad-frame", "message": "binary frames are not supported"},
+                )
+                continue
             try:
                 message = json.loads(raw)
             except ValueError:
@@ -84,7 +96,7 @@ class _Session:
                     {"type": "pong", "session_id": self.session_id, "timestamp": now_iso()}
                 )
             elif kind == "cancel":
-                await self.cancel_current()
+                await self.guarded(self.cancel_current())
             elif kind in (None, "prompt"):
                 await self.inbox.put(message)
             else:
@@ -106,7 +118,7 @@ class _Session:
 
     async def turn_loop(self, stream_type: StreamType) -> None:
         if self.claims.job_id:
-            await self.follow(self.claims.job_id, stream_type)
+            await self.guarded(self.follow(self.claims.job_id, stream_type))
         heartbeat_s = self.services.settings.stream_heartbeat_s
         while True:
             try:
@@ -114,7 +126,29 @@ class _Session:
             except TimeoutError:
                 await self.notify(MessageType.HEARTBEAT, {"server": True})
                 continue
-            await self.run_prompt(message, stream_type)
+            await self.guarded(self.run_prompt(message, stream_type))
+
+    async def guarded(self, turn: Awaitable[None]) -> None:
+        """Run one turn (or cancel); a failure in it is answered with an `error` frame, without
+        internals as in HTTP problem details, and the session goes on."""
+        try:
+            await turn
+        except WebSocketDisconnect:
+            raise
+        except CodexCloudError as exc:
+            data: dict[str, Any] = {"code": exc.code, "message": exc.detail}
+            if isinstance(exc, RetryableError) and exc.http_status >= 500:
+                log.warning("stream turn failed: %s", exc.detail)
+                data["message"] = UNAVAILABLE_DETAIL
+            if exc.extra.get("errors"):
+                data["errors"] = exc.extra["errors"]
+            await self.notify(MessageType.ERROR, data)
+        except Exception:
+            log.exception("stream turn failed")
+            await self.notify(
+                MessageType.ERROR,
+                {"code": "internal", "message": "The server failed to handle the request."},
+            )
 
     async def run_prompt(self, message: dict[str, Any], default: StreamType) -> None:
         try:
@@ -148,19 +182,16 @@ class _Session:
             await self.notify(MessageType.ERROR, {"code": "validation-error", "message": str(exc)})
             return
         settings = self.services.settings
-        try:
-            submission = await service.submit_job(
-                self.services.writer,
-                self.services.jobs,
-                self.services.active_jobs,
-                settings,
-                request,
-                caller=service.Caller(self.claims.tenant, self.claims.key_id),
-                max_active_jobs=settings.max_active_jobs_per_tenant,
-            )
-        except CodexCloudError as exc:
-            await self.notify(MessageType.ERROR, {"code": exc.code, "message": exc.detail})
-            return
+        # A refusal (CodexCloudError) becomes an error frame in `guarded`.
+        submission = await service.submit_job(
+            self.services.writer,
+            self.services.jobs,
+            self.services.active_jobs,
+            settings,
+            request,
+            caller=service.Caller(self.claims.tenant, self.claims.key_id),
+            max_active_jobs=settings.max_active_jobs_per_tenant,
+        )
         if self.conn is not None:
             self.conn.jobs_started += 1
         await self.follow(submission.job.job_id, stream_type)
@@ -174,7 +205,8 @@ class _Session:
                 self.services.jobs.require_job, job_id, tenant=self.claims.tenant
             )
             if job.status.terminal:
-                for event in await run_in_threadpool(self.services.jobs.list_events, job_id):
+                # Nothing more will be written: replay every stored page, up to `complete`.
+                async for event in stored_events(self.services.jobs, job_id):
                     if wanted(stream_type, event.message_type):
                         await self.send(event_message(self.session_id, event))
                 return

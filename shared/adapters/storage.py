@@ -1,7 +1,11 @@
-"""Cloud Storage access (fake-gcs-server locally via STORAGE_EMULATOR_HOST)."""
+"""Cloud Storage access (fake-gcs-server locally via STORAGE_EMULATOR_HOST).
+
+Error details name objects but never buckets or gs:// URLs: they can reach API callers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -12,6 +16,9 @@ from google.auth.credentials import AnonymousCredentials
 
 from shared.errors import Conflict, DependencyUnavailable, NotFound
 from shared.settings import Settings
+
+READ_CHUNK_BYTES = 4 * 1_048_576
+_NO_BUCKET = "storage bucket does not exist"
 
 
 @dataclass(frozen=True)
@@ -57,9 +64,9 @@ class BlobStore:
                 data, content_type=content_type, if_generation_match=if_generation_match
             )
         except gexc.PreconditionFailed as exc:
-            raise Conflict(f"gs://{bucket}/{name} already exists") from exc
+            raise Conflict(f"object {name} already exists") from exc
         except gexc.NotFound as exc:
-            raise NotFound(f"bucket {bucket} does not exist") from exc
+            raise NotFound(_NO_BUCKET) from exc
         except gexc.GoogleAPICallError as exc:
             raise DependencyUnavailable(f"storage write failed: {exc}") from exc
         return _info(blob)
@@ -70,12 +77,36 @@ class BlobStore:
             if max_bytes is not None:
                 blob.reload()
                 if blob.size is not None and blob.size > max_bytes:
-                    raise_too_large(bucket, name, blob.size, max_bytes)
+                    raise_too_large(name, blob.size, max_bytes)
             return bytes(blob.download_as_bytes())
         except gexc.NotFound as exc:
-            raise NotFound(f"gs://{bucket}/{name} not found") from exc
+            raise NotFound(f"object {name} not found") from exc
         except gexc.GoogleAPICallError as exc:
             raise DependencyUnavailable(f"storage read failed: {exc}") from exc
+
+    def read_chunks(
+        self,
+        bucket: str,
+        name: str,
+        *,
+        size: int,
+        generation: int | None,
+        chunk_size: int = READ_CHUNK_BYTES,
+    ) -> Iterator[bytes]:
+        """An object's `size` bytes as ranged reads of at most `chunk_size`, so no size limit
+        or whole-object buffer is needed. Pinned to `generation`: an overwrite between reads
+        ends the iteration with NotFound instead of splicing two versions together."""
+        blob = self.client.bucket(bucket).blob(name, generation=generation)
+        for start in range(0, size, chunk_size):
+            end = min(start + chunk_size, size) - 1  # inclusive
+            try:
+                # The whole-object checksum cannot be checked on a range.
+                data = blob.download_as_bytes(start=start, end=end, checksum=None)
+            except gexc.NotFound as exc:
+                raise NotFound(f"object {name} not found") from exc
+            except gexc.GoogleAPICallError as exc:
+                raise DependencyUnavailable(f"storage read failed: {exc}") from exc
+            yield bytes(data)
 
     def stat(self, bucket: str, name: str) -> BlobInfo | None:
         try:
@@ -88,7 +119,7 @@ class BlobStore:
         try:
             return [_info(b) for b in self.client.list_blobs(bucket, prefix=prefix)]
         except gexc.NotFound as exc:
-            raise NotFound(f"bucket {bucket} does not exist") from exc
+            raise NotFound(_NO_BUCKET) from exc
         except gexc.GoogleAPICallError as exc:
             raise DependencyUnavailable(f"storage list failed: {exc}") from exc
 
@@ -103,10 +134,10 @@ class BlobStore:
             return None
 
 
-def raise_too_large(bucket: str, name: str, size: int, limit: int) -> None:
+def raise_too_large(name: str, size: int, limit: int) -> None:
     from shared.errors import PayloadTooLarge
 
-    raise PayloadTooLarge(f"gs://{bucket}/{name} is {size} bytes (limit {limit})")
+    raise PayloadTooLarge(f"object {name} is {size} bytes (limit {limit})")
 
 
 def _info(blob: storage.Blob) -> BlobInfo:

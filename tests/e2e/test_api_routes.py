@@ -11,8 +11,10 @@ from typing import Any
 
 import google.cloud.storage as storage
 import httpx
+import pytest
 
 from shared.apikeys import revoke_key
+from shared.errors import CodexCloudError
 from tests.e2e.api_support import (
     ApiEnv,
     api,
@@ -252,6 +254,95 @@ def test_artifacts_are_listed_and_downloaded(api: ApiEnv) -> None:
         assert c.get(f"/v2/jobs/{job_id}/artifacts/logs/run.txt").content == b"log"
         _problem(c.get(f"/v2/jobs/{job_id}/artifacts/missing.txt"), 404)
         _problem(c.get(f"/v2/jobs/{job_id}/artifacts/../other-job/secret.txt"), 404)
+
+
+def test_artifact_downloads_stream_any_size_and_any_name(api: ApiEnv) -> None:
+    key, _ = api.key()
+    outputs = api.stack.topology.bucket("outputs")
+    # Above the old 64 MiB proxy limit (was a 413 naming gs://<bucket>/...), and not a whole
+    # number of storage read chunks.
+    big = bytes(range(256)) * (65 * 4096 + 3)
+    with api.client(key) as c:
+        job_id = c.post("/v2/exec", json={"prompt": "a"}).json()["job_id"]
+        bucket = storage.Client().bucket(outputs)
+        bucket.blob(f"{job_id}/报告.txt").upload_from_string("内容".encode())
+        bucket.blob(f"{job_id}/big.bin").upload_from_string(big)
+        bucket.blob(f"{job_id}/empty").upload_from_string(b"")
+
+        # Regression: a non-Latin-1 name made the Content-Disposition header fail (500).
+        r = c.get(f"/v2/jobs/{job_id}/artifacts/报告.txt")
+        assert r.status_code == 200, r.text
+        assert r.content == "内容".encode()
+        assert r.headers["content-disposition"] == (
+            "attachment; filename=\"__.txt\"; filename*=UTF-8''%E6%8A%A5%E5%91%8A.txt"
+        )
+
+        with c.stream("GET", f"/v2/jobs/{job_id}/artifacts/big.bin") as r:
+            assert r.status_code == 200
+            assert r.headers["content-length"] == str(len(big))
+            assert b"".join(r.iter_bytes()) == big
+        empty = c.get(f"/v2/jobs/{job_id}/artifacts/empty")
+        assert empty.status_code == 200
+        assert empty.content == b""
+
+        missing = _problem(c.get(f"/v2/jobs/{job_id}/artifacts/nope.txt"), 404)
+        assert missing["detail"] == "artifact nope.txt not found"
+    # Storage errors name no bucket and no gs:// URL: their details can reach callers.
+    for call in (
+        lambda: api.adapters.storage.get(outputs, f"{job_id}/nope.txt"),
+        lambda: api.adapters.storage.get(outputs, f"{job_id}/big.bin", max_bytes=1),
+        lambda: api.adapters.storage.list("no-such-bucket-x"),
+    ):
+        with pytest.raises(CodexCloudError) as info:
+            call()
+        assert "gs://" not in info.value.detail
+        assert outputs not in info.value.detail
+        assert "no-such-bucket-x" not in info.value.detail
+
+
+def test_inputs_that_used_to_fail_with_500_are_refused_with_422(api: ApiEnv) -> None:
+    key, _ = api.key()
+
+    def nested_not(levels: int) -> dict[str, Any]:
+        schema: dict[str, Any] = {}
+        for _ in range(levels):
+            schema = {"not": schema}
+        return schema
+
+    with api.client(key) as c:
+        for url in ("http://[::1", "https://[evil]/x"):
+            body = _problem(c.post("/v2/exec", json={"prompt": "p", "webhook": {"url": url}}), 422)
+            assert ["body", "webhook", "url"] in [e["loc"] for e in body["errors"]]
+        too_deep = {"prompt": "p", "output_schema": nested_not(200)}
+        body = _problem(c.post("/v2/exec", json=too_deep), 422)
+        assert body["errors"][0]["loc"] == ["body", "output_schema"]
+        assert "nesting" in body["errors"][0]["msg"]
+        # Within the limit, the schema check runs to the end inside the server's own stack.
+        deep_ok = c.post("/v2/exec", json={"prompt": "p", "output_schema": nested_not(62)})
+        assert deep_ok.status_code == 202, deep_ok.text
+        # A lone surrogate escape (json.dumps writes "\ud800" as that escape).
+        for payload in (
+            {"prompt": "p", "output_schema": {"description": "\ud800"}},
+            {"prompt": "\ud800"},
+            {"prompt": "p", "metadata": {"k": "\udfff"}},
+        ):
+            raw = json.dumps(payload).encode()
+            assert b"\\ud" in raw
+            r = c.post("/v2/exec", content=raw, headers={"Content-Type": "application/json"})
+            assert _problem(r, 422)["errors"], r.text
+
+
+def test_list_cursors_that_name_no_possible_job_are_bad_cursors(api: ApiEnv) -> None:
+    key, _ = api.key()
+    with api.client(key) as c:
+        c.post("/v2/exec", json={"prompt": "p"})
+        undecodable = _problem(c.get("/v2/jobs", params={"cursor": "//8"}), 404)
+        assert undecodable["detail"] == "invalid cursor"
+        # `__main__` (reserved by Firestore), `.` and `..`: regression, answered 503 + Retry-After.
+        for cursor in ("X19tYWluX18", "Lg", "Li4"):
+            r = c.get("/v2/jobs", params={"cursor": cursor})
+            assert _problem(r, 404) == {**undecodable, "instance": "/v2/jobs"}
+            assert "Retry-After" not in r.headers
 
 
 def test_other_tenants_see_404_for_everything(api: ApiEnv) -> None:

@@ -128,6 +128,18 @@ def test_sse_replays_after_last_event_id(api: ApiEnv) -> None:
     assert nothing == []
 
 
+def test_sse_last_event_id_header_wins_over_the_query(api: ApiEnv) -> None:
+    # A reconnecting EventSource repeats its URL (query included) and sends the newer position
+    # in the header. Regression: the query won, so every reconnect replayed old events.
+    key, _ = api.key()
+    with api.client(key) as c:
+        job = _submit(c)
+        run_job(api.store, job["job_id"])  # seq 0..5
+        url = f"/v2/jobs/{job['job_id']}/events?last_event_id=1"
+        frames = _events(_read_sse(c, url, headers={"Last-Event-ID": "3"}))
+    assert [int(f["id"]) for f in frames] == [4, 5]
+
+
 def test_sse_resumes_live_after_reconnect(api: ApiEnv) -> None:
     key, _ = api.key()
     with api.client(key) as c, concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -258,6 +270,44 @@ def test_websocket_session_streams_turns_and_answers_pings(api: ApiEnv) -> None:
         # Server keepalives arrive while nothing happens.
         beat = _recv_until(ws, lambda m: m.get("message_type") == "heartbeat", timeout=5)[-1]
         assert beat["session_id"] == session_id
+
+
+def test_websocket_replays_every_event_of_a_finished_job(api: ApiEnv) -> None:
+    key, _ = api.key()
+    with api.client(key) as c:
+        stream = _submit(c, mode="stream")
+    job_id = stream["job_id"]
+    start_job(api.store, job_id)  # seq 0..2
+    for first in range(0, 1001, 250):  # more than one page of stored events
+        drafts = [(MessageType.OUTPUT, {"n": n}) for n in range(first, min(first + 250, 1001))]
+        emit(api.store, job_id, *drafts)
+    finish_job(api.store, job_id)
+    # Connecting after the end: the whole history is replayed from storage.
+    with connect(stream["websocket_url"], open_timeout=5) as ws:
+        seen = _recv_until(ws, _is_final, timeout=30)
+    seqs = [m["seq"] for m in seen if "seq" in m]
+    # Regression: the replay stopped after 1000 events, so `complete` never came.
+    assert seqs == list(range(1005))
+    assert [m["data"]["n"] for m in seen if m["message_type"] == "output"] == list(range(1001))
+
+
+def test_websocket_bad_frames_and_bad_prompts_leave_the_session_open(api: ApiEnv) -> None:
+    key, _ = api.key()
+    with api.client(key) as c:
+        stream = _submit(c, mode="stream")
+    with connect(stream["websocket_url"] + "&stream_type=interactive", open_timeout=5) as ws:
+        ws.send(b"\x00\x01binary")  # regression: closed the session
+        error = _recv_until(ws, lambda m: m.get("message_type") == "error")[-1]
+        assert error["data"]["code"] == "bad-frame"
+        ws.send(json.dumps({"type": "cancel"}))  # end the first turn: prompts run one by one
+        _recv_until(ws, _is_final)
+        for url in ("http://[::1", "https://[evil]/x"):  # regression: killed the turn loop
+            ws.send(json.dumps({"prompt": "p", "webhook": {"url": url}}))
+            error = _recv_until(ws, lambda m: m.get("message_type") == "error")[-1]
+            assert error["data"]["code"] == "validation-error"
+            assert ["webhook", "url"] in [e["loc"] for e in error["data"]["errors"]]
+        ws.send(json.dumps({"type": "ping"}))
+        assert _recv_until(ws, lambda m: m.get("type") == "pong")[-1]["type"] == "pong"
 
 
 def test_websocket_cancel_stops_the_running_turn(api: ApiEnv) -> None:

@@ -133,6 +133,15 @@ def test_private_webhook_targets_are_refused(url: str) -> None:
     _check_webhook_target(url, allow_private=True)
 
 
+@pytest.mark.parametrize("url", ["http://[::1", "https://[evil]/x"])
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_unparseable_webhook_targets_are_invalid_input(url: str, allow_private: bool) -> None:
+    # Regression: urlsplit's ValueError escaped as a 500.
+    with pytest.raises(InvalidInput) as info:
+        _check_webhook_target(url, allow_private=allow_private)
+    assert info.value.errors[0]["loc"] == ["body", "webhook", "url"]
+
+
 def test_public_webhook_targets_are_accepted() -> None:
     _check_webhook_target("https://example.com/hook", allow_private=False)
     _check_webhook_target("https://8.8.8.8/hook", allow_private=False)

@@ -5,6 +5,7 @@ from pydantic import ValidationError
 
 from shared.models import (
     MAX_METADATA_KEYS,
+    MAX_OUTPUT_SCHEMA_DEPTH,
     MAX_PROMPT_CHARS,
     ArchiveWorkspace,
     GitWorkspace,
@@ -51,7 +52,17 @@ def test_defaults_are_an_async_normal_job_with_an_empty_workspace() -> None:
         ),
         ({"prompt": "p", "workspace": {"type": "ftp"}}, ("workspace",)),
         ({"prompt": "p", "webhook": {"url": "file:///etc/passwd"}}, ("webhook", "url")),
+        # Hosts and ports URL parsing cannot take apart (regression: 500 in the service).
+        ({"prompt": "p", "webhook": {"url": "http://[::1"}}, ("webhook", "url")),
+        ({"prompt": "p", "webhook": {"url": "https://[evil]/x"}}, ("webhook", "url")),
+        ({"prompt": "p", "webhook": {"url": "https://example.com:99999/"}}, ("webhook", "url")),
+        ({"prompt": "p", "webhook": {"url": "https://:443/x"}}, ("webhook", "url")),
         ({"prompt": "p", "output_schema": {"type": "nonsense-type"}}, ("output_schema",)),
+        # Lone surrogates (a JSON "\ud800" escape) cannot be encoded: regression, was a 500.
+        ({"prompt": "\ud800"}, ("prompt",)),
+        ({"prompt": "p", "output_schema": {"description": "\ud800"}}, ("output_schema",)),
+        ({"prompt": "p", "output_schema": {"\udfff": {}}}, ("output_schema",)),
+        ({"prompt": "p", "metadata": {"k": "a\ud800"}}, ("metadata",)),
         ({"prompt": "p", "unknown_field": 1}, ("unknown_field",)),
     ],
 )
@@ -92,6 +103,60 @@ def test_fingerprint_ignores_the_idempotency_key_and_webhook_secret_only() -> No
     )
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != c.fingerprint()
+
+
+def test_fingerprints_of_valid_requests_never_change() -> None:
+    # Stored idempotency fingerprints are compared with new ones: the value is fixed.
+    request = JobRequest.model_validate(
+        {
+            "prompt": "fix the tests ✓ 报告",
+            "metadata": {"team": "a", "ключ": "значение"},
+            "timeout_ms": 60000,
+            "priority": "high",
+            "workspace": {"type": "git", "url": "https://example.com/r.git", "ref": "main"},
+            "webhook": {"url": "https://[2001:db8::1]:8443/hook", "secret": "s" * 20},
+            "output_schema": {
+                "type": "object",
+                "properties": {"answer": {"type": "string", "description": "naïve"}},
+            },
+            "idempotency_key": "k",
+        }
+    )
+    assert request.fingerprint() == (
+        "c6223534e5499583cf6647af47b4d4103322ea80f2c4c3870794a48c92901ec1"
+    )
+
+
+def _nested_not(levels: int) -> dict[str, object]:
+    schema: dict[str, object] = {}
+    for _ in range(levels):
+        schema = {"not": schema}
+    return schema
+
+
+def test_output_schema_nesting_is_limited_before_it_can_exhaust_the_stack() -> None:
+    # Just within the limit (the innermost {} is a level too): accepted and checked.
+    JobRequest(prompt="p", output_schema=_nested_not(MAX_OUTPUT_SCHEMA_DEPTH - 1))
+    for levels in (MAX_OUTPUT_SCHEMA_DEPTH, 200, 5_000):  # 200 was a RecursionError (500)
+        with pytest.raises(ValidationError) as info:
+            JobRequest(prompt="p", output_schema=_nested_not(levels))
+        assert _error_locs(info.value) == [("output_schema",)]
+        assert "levels of nesting" in str(info.value)
+    deep_list: list[object] = []
+    for _ in range(MAX_OUTPUT_SCHEMA_DEPTH):
+        deep_list = [deep_list]
+    with pytest.raises(ValidationError):
+        JobRequest(prompt="p", output_schema={"enum": deep_list})
+
+
+def test_lone_surrogates_are_refused_with_a_clear_message() -> None:
+    with pytest.raises(ValidationError) as info:
+        JobRequest(prompt="p", output_schema={"description": "\ud800"})
+    assert "lone surrogate" in str(info.value)
+    # Paired surrogates as JSON escapes decode to one valid character and are fine.
+    ok = JobRequest.model_validate_json('{"prompt": "p \\ud83d\\ude00"}')
+    assert ok.prompt == "p \U0001f600"
+    ok.fingerprint()
 
 
 def test_long_jobs_follow_the_threshold_unless_forced() -> None:
