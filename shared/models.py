@@ -122,6 +122,9 @@ class ArchiveWorkspace(_Model):
     type: Literal["archive"] = "archive"
     object: str = Field(min_length=1, max_length=1024)
     bucket: str | None = Field(default=None, max_length=222)
+    # The object version to unpack; the latest when omitted. An upload job pins the version
+    # that was dropped, so overwriting the name later does not change what an earlier job runs.
+    generation: int | None = Field(default=None, ge=1)
 
 
 WorkspaceInput = Annotated[

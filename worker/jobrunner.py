@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from shared.adapters import Adapters
-from shared.errors import CodexCloudError, PermanentError
+from shared.errors import CodexCloudError, NotFound, PermanentError
 from shared.jobstore import DocMerge, EventCursor, LeaseLost, check_lease
 from shared.log import log_context
 from shared.metrics import CODEX_DURATION, WORKER_JOBS
@@ -264,7 +264,15 @@ class JobRunner:
                 raise WorkspaceError(
                     f"workspace archive gs://{bucket}/{ws.object} is not an upload of this tenant"
                 )
-            blob = self.adapters.storage.get(bucket, ws.object, max_bytes=512 * 1024 * 1024)
+            try:
+                blob = self.adapters.storage.get(
+                    bucket, ws.object, max_bytes=512 * 1024 * 1024, generation=ws.generation
+                )
+            except NotFound:
+                version = f" (generation {ws.generation})" if ws.generation else ""
+                raise WorkspaceError(
+                    f"workspace archive {ws.object}{version} no longer exists"
+                ) from None
             prepare_empty(workdir)
             extract_archive(blob, workdir)
         else:

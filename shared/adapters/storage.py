@@ -71,8 +71,16 @@ class BlobStore:
             raise DependencyUnavailable(f"storage write failed: {exc}") from exc
         return _info(blob)
 
-    def get(self, bucket: str, name: str, *, max_bytes: int | None = None) -> bytes:
-        blob = self.client.bucket(bucket).blob(name)
+    def get(
+        self,
+        bucket: str,
+        name: str,
+        *,
+        max_bytes: int | None = None,
+        generation: int | None = None,
+    ) -> bytes:
+        """The object's bytes; with `generation`, that version's (NotFound once replaced)."""
+        blob = self.client.bucket(bucket).blob(name, generation=generation)
         try:
             if max_bytes is not None:
                 blob.reload()

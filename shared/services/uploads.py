@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel
 
 from shared.archives import ARCHIVE_READ_ERRORS
-from shared.errors import Conflict, InvalidInput, PayloadTooLarge, PermanentError
+from shared.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermanentError
 from shared.metrics import DEAD_LETTERED
 from shared.models import ArchiveWorkspace, Channel, JobRequest, is_safe_id
 from shared.services.common import utcnow
@@ -241,12 +241,22 @@ def _create_from_upload(adapters: Adapters, obj: StorageObject) -> UploadOutcome
     limit = settings.upload_manifest_max_bytes if kind == "spec" else settings.upload_max_bytes
     if obj.size is not None and obj.size > limit:
         raise PayloadTooLarge(f"{obj.name} is {obj.size} bytes (limit {limit})")
-    data = adapters.storage.get(obj.bucket, obj.name, max_bytes=limit)
+    try:
+        # This version's bytes, not whatever the name holds now.
+        data = adapters.storage.get(
+            obj.bucket, obj.name, max_bytes=limit, generation=obj.generation
+        )
+    except NotFound:
+        # Replaced (or deleted) before this event was handled: the newer version has an event
+        # of its own, and this one has no bytes left to run.
+        return UploadOutcome("ignored", reason="superseded by a newer version of the object")
     if kind == "spec":
         body = parse_spec(data, obj.name)
     else:
         body = read_manifest(data, obj.name, settings.upload_manifest_max_bytes)
-        body["workspace"] = ArchiveWorkspace(object=obj.name, bucket=obj.bucket).model_dump()
+        body["workspace"] = ArchiveWorkspace(
+            object=obj.name, bucket=obj.bucket, generation=obj.generation
+        ).model_dump()
     request = parse_request(body)
     source = {
         "bucket": obj.bucket,
