@@ -144,3 +144,26 @@ moved {
   from = google_firestore_field.cancel_signals_ttl
   to   = google_firestore_field.ttl["cancel_signals"]
 }
+
+# Caller-shaped values nobody queries get no single-field indexes: a nested output schema,
+# metadata or structured output can hold thousands of leaves, each an index entry on every
+# write (cost and latency), and past Firestore's 40,000 entries per document the job's final
+# write would be refused. Queries filter and sort on top-level scalars only (jobstore.py).
+locals {
+  unindexed_fields = {
+    job_request = { collection = local.jobs, field = "request" }
+    job_result  = { collection = local.jobs, field = "result" }
+    event_data  = { collection = local.events, field = "data" }
+  }
+}
+
+resource "google_firestore_field" "unindexed" {
+  for_each = local.unindexed_fields
+
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = each.value.collection
+  field      = each.value.field
+
+  index_config {}
+}
