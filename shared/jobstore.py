@@ -35,6 +35,7 @@ from shared.errors import (
     Conflict,
     DependencyUnavailable,
     IllegalTransition,
+    InvalidInput,
     NotFound,
 )
 from shared.lifecycle import check_transition
@@ -925,6 +926,11 @@ class JobStore:
             return fn()
         except UNAVAILABLE_ERRORS as exc:
             raise unavailable(exc) from exc
+        except gexc.InvalidArgument as exc:
+            # A write or read Firestore refuses (a document over 1 MiB, a reserved id): retrying
+            # cannot help, so it is a permanent error callers already handle, not a crash.
+            log.warning("job store refused a request", extra={"fields": {"error": exc.message}})
+            raise InvalidInput("the job store refused the request as invalid") from exc
 
 
 def unavailable(exc: Exception) -> DependencyUnavailable:

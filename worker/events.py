@@ -8,10 +8,10 @@ import contextlib
 import logging
 from typing import Any
 
-from shared.errors import CodexCloudError
+from shared.errors import CodexCloudError, PermanentError
 from shared.jobstore import EventCursor, JobStore
 from shared.models import EventDraft, MessageType
-from worker.codex.events import map_event
+from worker.codex.events import bounded_record, map_event
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class EventBatcher:
             EventDraft(
                 message_type=MessageType(message.message_type),
                 data=message.data,
-                codex=message.codex or dict(record),
+                codex=bounded_record(message.codex or record),
             )
         )
 
@@ -118,6 +118,13 @@ class EventBatcher:
                     await asyncio.to_thread(
                         self._store.append_events, self._job_id, batch, cursor=self.cursor
                     )
+                except PermanentError as exc:
+                    # Refused, not an outage: the same batch would fail every time. Later
+                    # events still go out; the events.jsonl artifact keeps these.
+                    log.error("dropping %d events the store refused: %s", len(batch), exc.detail)
+                    self.dropped += len(batch)
+                    del pending[: len(batch)]
+                    continue
                 except CodexCloudError as exc:
                     failures += 1
                     if failures >= MAX_WRITE_FAILURES:

@@ -491,6 +491,11 @@ class JobRunner:
             except CodexCloudError as exc:
                 log.warning("heartbeat failed: %s", exc.detail)
                 continue
+            except Exception:
+                # Anything else (a client error no adapter maps) must not end the heartbeats:
+                # the lease would run out under a healthy run, and the job be run twice.
+                log.exception("heartbeat failed")
+                continue
             if current.cancel_requested:
                 stop.stop("cancelled")
 

@@ -41,11 +41,21 @@ def expire(adapters: Adapters, job_id: str) -> ControlOutcome:
 
 
 def worker_lost(adapters: Adapters, job_id: str, report: WorkerLost) -> ControlOutcome:
-    """The workflow could not reach the worker running `attempt`: requeue the job now (without
-    waiting for the lease to expire) while attempts remain, else fail it. The requeue triggers
-    a fresh dispatch, i.e. a new workflow execution on a (healthy) worker."""
+    """The workflow could not reach the worker running `attempt`: unless that worker still
+    renews its lease, requeue the job now while attempts remain, else fail it. The requeue
+    triggers a fresh dispatch, i.e. a new workflow execution on a (healthy) worker."""
     store = adapters.jobs
     job = store.require_job(job_id)
+    lease = store.get_lease(job_id)
+    if lease is not None and lease.attempt == report.attempt and lease.expires_at > utcnow():
+        # Unreachable is not lost while its heartbeats go on: a draining worker stops serving
+        # before its jobs end, and hands them back itself if they do not. If the heartbeats
+        # stop, the lease runs out and the sweeper recovers the job.
+        log.info(
+            "worker unreachable but its lease is live; job left to it",
+            extra={"fields": {"job_id": job_id, "worker": lease.worker}},
+        )
+        return ControlOutcome(job_id, job.status.value, False)
 
     def same_attempt(current: object) -> None:
         if getattr(current, "attempt", None) != report.attempt:

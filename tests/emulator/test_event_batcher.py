@@ -87,3 +87,66 @@ def test_events_taken_for_a_final_write_that_never_came_are_still_written(
 
     asyncio.run(run())
     assert [e.data["n"] for e in store.list_events(job_id, after_seq=2)] == [1, 2]
+
+
+def _command_output(text: str) -> dict[str, object]:
+    return {
+        "type": "item.completed",
+        "item": {
+            "id": "item_1",
+            "type": "command_execution",
+            "command": "cat big.log",
+            "aggregated_output": text,
+            "exit_code": 0,
+            "status": "completed",
+        },
+    }
+
+
+def test_a_command_printing_megabytes_does_not_stop_the_stream(
+    isolated_adapters: Adapters,
+) -> None:
+    store = isolated_adapters.jobs
+    job_id, cursor = _running_job(store)
+    huge = "x" * 3_000_000  # three times Firestore's document limit
+
+    async def run() -> EventBatcher:
+        batcher = EventBatcher(store, job_id, flush_s=0.01, max_batch=50, cursor=cursor)
+        await batcher.add_codex_record(_command_output(huge))
+        await batcher.add_codex_record({"type": "turn.completed", "usage": {"input_tokens": 1}})
+        await batcher.close()
+        return batcher
+
+    batcher = asyncio.run(run())
+    assert batcher.dropped == 0
+    events = store.list_events(job_id, after_seq=2)
+    assert [e.message_type for e in events] == [MessageType.OUTPUT, MessageType.COMPLETE]
+    stored = events[0].codex["item"]["aggregated_output"]
+    assert stored.startswith("xxx")
+    assert "more chars" in stored
+    assert len(stored) < 10_000
+    # The artifact's copy (events.jsonl) keeps the record whole.
+    assert batcher.raw[0]["item"]["aggregated_output"] == huge
+
+
+def test_a_batch_the_store_refuses_is_dropped_and_later_events_still_go_out(
+    isolated_adapters: Adapters,
+) -> None:
+    store = isolated_adapters.jobs
+    job_id, cursor = _running_job(store)
+
+    async def run() -> EventBatcher:
+        batcher = EventBatcher(store, job_id, flush_s=0.01, max_batch=50, cursor=cursor)
+        # Past the 1 MiB document limit: refused, not an outage to retry 20 times.
+        await batcher.add(
+            EventDraft(message_type=MessageType.OUTPUT, data={"blob": "y" * 1_100_000})
+        )
+        await asyncio.sleep(0.5)
+        await batcher.add(_output(7))
+        await batcher.close()
+        return batcher
+
+    batcher = asyncio.run(run())
+    assert batcher.dropped == 1
+    events = store.list_events(job_id, after_seq=2)
+    assert [e.data.get("n") for e in events] == [7]

@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 
 from shared.adapters import Adapters
 from shared.models import Channel, JobRequest, JobStatus
+from shared.services.control import WorkerLost, worker_lost
 from shared.services.sweeper import requeue_or_fail_expired, sweep
 
 
@@ -136,3 +137,21 @@ def test_a_flagged_job_left_dispatched_or_queued_gets_cancelled(
     assert store.require_job(stale).status is JobStatus.CANCELLED
     # Cancelling again settles a flagged job that is not running (it used to be a no-op).
     assert store.request_cancel(queued).status is JobStatus.CANCELLED
+
+
+def test_a_worker_the_workflow_cannot_reach_keeps_its_job_while_its_lease_is_live(
+    isolated_adapters: Adapters,
+) -> None:
+    store = isolated_adapters.jobs
+    # A draining worker: no longer serving the workflow's polls, still heartbeating.
+    job_id = _running(isolated_adapters, lease_s=3600)
+    report = WorkerLost(attempt=1, worker="w1")
+    outcome = worker_lost(isolated_adapters, job_id, report)
+    assert (outcome.status, outcome.changed) == ("running", False)
+    assert store.require_job(job_id).status is JobStatus.RUNNING
+
+    # Its heartbeats stopped: the lease ran out, so the report requeues the job at once.
+    stale = _running(isolated_adapters, lease_s=0)
+    outcome = worker_lost(isolated_adapters, stale, report)
+    assert (outcome.status, outcome.changed) == ("queued", True)
+    assert store.get_lease(stale) is None

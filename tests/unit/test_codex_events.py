@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.codex.events import heartbeat, invalid_line, map_event
+from worker.codex.events import bounded_record, heartbeat, invalid_line, map_event
 
 pytestmark = pytest.mark.unit
 
@@ -86,3 +86,17 @@ def test_long_outputs_are_clipped_in_the_summary_only() -> None:
     assert mapped.data["text"].endswith("more chars]")
     assert mapped.codex["item"]["text"] == text
     assert mapped.as_dict()["message_type"] == "output"
+
+
+def test_stored_records_keep_small_ones_whole_and_bound_large_ones() -> None:
+    small = {"type": "item.completed", "item": {"id": "i", "text": "hello", "n": [1, 2]}}
+    assert bounded_record(small) == small
+    clipped = bounded_record({"type": "item.completed", "item": {"out": "z" * 50_000}})
+    assert len(clipped["item"]["out"]) < 8_100
+    assert clipped["item"]["out"].endswith("more chars]")
+    # Many medium strings: clipped one by one it is still too large, so it becomes a stub.
+    wide = {"type": "item.updated", "item": {f"k{i}": "w" * 7_000 for i in range(10)}}
+    stub = bounded_record(wide)
+    assert stub["type"] == "item.updated"
+    assert stub["truncated"] is True
+    assert len(json.dumps(stub)) < 300

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,12 @@ HEARTBEAT_TYPE = "runner.heartbeat"
 
 _TEXT_LIMIT = 2000
 _OUTPUT_LIMIT = 16_000
+# The raw record stored with each event: strings clipped to this many characters, and a record
+# still larger than RAW_RECORD_MAX_BYTES as JSON is replaced by a stub. A command's output can
+# be megabytes, past Firestore's 1 MiB document limit; a batch of events must also stay under
+# its 10 MiB request limit. The events.jsonl artifact keeps every record whole.
+RAW_STRING_LIMIT = 8_000
+RAW_RECORD_MAX_BYTES = 24_000
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,30 @@ class StreamMessage:
 def _clip(text: Any, limit: int = _TEXT_LIMIT) -> str:
     s = text if isinstance(text, str) else ("" if text is None else str(text))
     return s if len(s) <= limit else s[:limit] + f"... [{len(s) - limit} more chars]"
+
+
+def bounded_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`record` as stored with its event: long strings clipped, an oversized record stubbed."""
+    clipped = _clip_strings(record)
+    assert isinstance(clipped, dict)
+    if len(json.dumps(clipped, default=str)) <= RAW_RECORD_MAX_BYTES:
+        return clipped
+    return {
+        "type": record.get("type"),
+        "truncated": True,
+        "note": "record too large to store with the event; see the events.jsonl artifact",
+    }
+
+
+def _clip_strings(value: Any) -> Any:
+    # Codex records are a few levels deep; the runner's line-size cap bounds the recursion.
+    if isinstance(value, str):
+        return _clip(value, RAW_STRING_LIMIT)
+    if isinstance(value, Mapping):
+        return {k: _clip_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clip_strings(v) for v in value]
+    return value
 
 
 def _item_summary(item: Mapping[str, Any]) -> dict[str, Any]:
