@@ -121,7 +121,9 @@ def test_a_command_printing_megabytes_does_not_stop_the_stream(
     assert batcher.dropped == 0
     events = store.list_events(job_id, after_seq=2)
     assert [e.message_type for e in events] == [MessageType.OUTPUT, MessageType.COMPLETE]
-    stored = events[0].codex["item"]["aggregated_output"]
+    record = events[0].codex
+    assert record is not None
+    stored = record["item"]["aggregated_output"]
     assert stored.startswith("xxx")
     assert "more chars" in stored
     assert len(stored) < 10_000
