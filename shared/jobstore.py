@@ -465,7 +465,17 @@ class JobStore:
             .where(filter=firestore.FieldFilter(field_name, "<", before))
             .limit(limit)
         )
-        return [decode_record(s.to_dict()) for s in self._call(lambda: list(query.stream()))]
+        jobs = []
+        for snap in self._call(lambda: list(query.stream())):
+            try:
+                jobs.append(decode_record(snap.to_dict()))
+            except ValueError as exc:  # pydantic ValidationError and bad JSON strings alike
+                # One document no release can read must not stop recovery of all the others.
+                log.error(
+                    "job document cannot be decoded; skipped",
+                    extra={"fields": {"job_id": snap.id, "error": str(exc)[:500]}},
+                )
+        return jobs
 
     # ---- guarded writes ------------------------------------------------------------------
 

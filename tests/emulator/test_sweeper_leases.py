@@ -155,3 +155,19 @@ def test_a_worker_the_workflow_cannot_reach_keeps_its_job_while_its_lease_is_liv
     outcome = worker_lost(isolated_adapters, stale, report)
     assert (outcome.status, outcome.changed) == ("queued", True)
     assert store.get_lease(stale) is None
+
+
+def test_a_job_document_no_release_can_read_does_not_stop_the_sweep(
+    isolated_adapters: Adapters,
+) -> None:
+    jobs = isolated_adapters.firestore.collection(
+        isolated_adapters.settings.topology.firestore.jobs_collection
+    )
+    # Written by hand: no tenant, no request. Every query of stale dispatches returns it.
+    jobs.document("poison").set({"status": "dispatched", "dispatched_at": _later(-3600)})
+    stale = _running(isolated_adapters)
+    jobs.document(stale).update(
+        {"status": JobStatus.DISPATCHED.value, "dispatched_at": _later(-3600)}
+    )
+    summary = sweep(isolated_adapters, now=_later(0))
+    assert stale in summary.redispatched
