@@ -291,3 +291,15 @@ def test_a_workspace_zip_that_cannot_be_decompressed_is_refused(
     with pytest.raises(UnsafeArchiveError, match="unreadable archive"):
         extract_archive(data, tmp_path / "ws")
     assert list((tmp_path / "ws").iterdir()) == []
+
+
+def test_snapshots_skip_fifos_instead_of_blocking_on_them(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    before = snapshot(ws)
+    (ws / "kept.txt").write_text("hello\n")
+    # Left behind by an agent's command: reading a FIFO would wait forever for a writer.
+    os.mkfifo(ws / "pipe")
+    changes = diff(before, ws)
+    assert changes.paths == ["kept.txt"]
+    assert "pipe" not in snapshot(ws).files

@@ -394,14 +394,22 @@ def _walk(root: Path) -> Iterator[tuple[str, Path]]:
             yield full.relative_to(root).as_posix(), full
 
 
-def _state(path: Path) -> tuple[FileState, bytes]:
+def _state(path: Path) -> tuple[FileState, bytes] | None:
+    """A file's state and kept bytes; None for what is not a regular file or a link (FIFOs,
+    sockets, devices are no workspace content, and opening a FIFO waits for a writer)."""
     st = path.lstat()
     if stat.S_ISLNK(st.st_mode):
         data = os.readlink(path).encode()
         return FileState(hashlib.sha256(data).hexdigest(), len(data), st.st_mode, True), data
+    if not stat.S_ISREG(st.st_mode):
+        return None
     digest = hashlib.sha256()
     head = bytearray()
-    with open(path, "rb") as fh:
+    # Non-blocking and no-follow: the agent's leftovers may swap the file after the lstat.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             if len(head) <= _MAX_KEPT_FILE:
@@ -420,9 +428,12 @@ def snapshot(root: Path) -> Snapshot:
     kept = 0
     for rel, full in _walk(root):
         try:
-            state, data = _state(full)
+            found = _state(full)
         except OSError:
             continue
+        if found is None:
+            continue
+        state, data = found
         files[rel] = state
         if len(data) <= _MAX_KEPT_FILE and kept + len(data) <= _MAX_KEPT_TOTAL:
             contents[rel] = data
