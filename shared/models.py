@@ -308,6 +308,9 @@ class JobResult(_Model):
     thread_id: str | None = None
     stderr_tail: str | None = None
     artifacts: dict[str, str] = Field(default_factory=dict)
+    # Fields shortened to fit the job document (Firestore's 1 MiB limit); the artifacts hold
+    # them whole (final-message.txt, diff.patch, changes.tar.gz).
+    truncated: list[str] = Field(default_factory=list)
 
 
 class JobRecord(_Model):

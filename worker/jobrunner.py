@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from shared.adapters import Adapters
-from shared.errors import CodexCloudError, NotFound, PermanentError
+from shared.errors import CodexCloudError, InvalidInput, NotFound, PermanentError
 from shared.jobstore import DocMerge, EventCursor, LeaseLost, check_lease
 from shared.log import log_context
 from shared.metrics import CODEX_DURATION, WORKER_JOBS
@@ -50,7 +50,7 @@ from worker.codex.workspace import (
 )
 from worker.events import EventBatcher
 from worker.phases import PhaseTimer
-from worker.sessions import SessionState, SessionStore
+from worker.sessions import SessionError, SessionState, SessionStore, turn_prefix
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,11 @@ ARTIFACTS = {
 }
 # A Firestore batch holds 500 writes: the job, the event head, the status event and these.
 MAX_EVENTS_IN_FINAL_WRITE = 400
+# What of a result the job document keeps (Firestore refuses documents over 1 MiB; the job's
+# request and events head share it). The artifacts keep everything whole.
+MAX_FINAL_MESSAGE_CHARS = 64_000
+MAX_CHANGED_FILES_LISTED = 1_000
+MAX_STRUCTURED_OUTPUT_BYTES = 256_000
 # The variable codex reads the model key from; agent commands never see it.
 MODEL_KEY_VAR = "OPENAI_API_KEY"
 
@@ -163,8 +168,13 @@ class JobRunner:
                 )
             workdir = root / "workspace"
             try:
+                # All of it off the event loop (a clone, an archive or a saved session can be
+                # large), and inside this `try`: a saved session gone from storage is a clear
+                # failure of this job, not a crash that reruns it.
                 with timer.phase("prepare"):
                     session = await asyncio.to_thread(self._prepare, job, root, workdir)
+                    before = await asyncio.to_thread(snapshot, workdir)
+                    spec = await asyncio.to_thread(self._spec, job, root, workdir, session)
             except (WorkspaceError, PermanentError) as exc:
                 message = exc.detail if isinstance(exc, PermanentError) else str(exc)
                 await batcher.add(
@@ -181,9 +191,16 @@ class JobRunner:
                     JobError(code="workspace-error", message=message),
                     batcher.cursor,
                 )
-            with timer.phase("prepare"):
-                before = await asyncio.to_thread(snapshot, workdir)
-                spec = self._spec(job, root, workdir, session, remaining_s)
+            if spec.timeout_s <= 0:
+                # Preparing took the rest of the job's time.
+                await batcher.close()
+                return await self._finish(
+                    job,
+                    JobStatus.TIMED_OUT,
+                    None,
+                    JobError(code="deadline", message="deadline passed while preparing the job"),
+                    batcher.cursor,
+                )
             with timer.phase("codex"):
                 outcome = await run_codex(spec, batcher.add_codex_record, stop.event)
             CODEX_DURATION.observe(outcome.duration_s)
@@ -209,15 +226,30 @@ class JobRunner:
                     last_events = []
             status, error = _status_of(outcome, stop.reason)
             with timer.phase("finish"):
-                final = await self._finish(
-                    job,
-                    status,
-                    result,
-                    error,
-                    batcher.cursor,
-                    events=last_events,
-                    merges=[session_index] if session_index else [],
-                )
+                try:
+                    final = await self._finish(
+                        job,
+                        status,
+                        result,
+                        error,
+                        batcher.cursor,
+                        events=last_events,
+                        merges=[session_index] if session_index else [],
+                    )
+                except InvalidInput as exc:
+                    # Refused by the store even bounded: record that, rather than leave the
+                    # job to its lease and run codex again for the same refusal.
+                    log.error("final write refused: %s", exc.detail)
+                    final = await self._finish(
+                        job,
+                        JobStatus.FAILED,
+                        None,
+                        JobError(
+                            code="result-refused", message="the job's result could not be stored"
+                        ),
+                        batcher.cursor,
+                        events=last_events,
+                    )
                 landed = True
                 return final
         except LeaseLost:
@@ -278,7 +310,7 @@ class JobRunner:
         else:
             prepare_empty(workdir)
             if session is not None and session.thread_id:
-                saved = self.sessions.fetch_workspace(job.session_id)
+                saved = self.sessions.fetch_workspace(session)
                 if saved is not None:
                     extract_archive(saved, workdir)
         return session
@@ -289,7 +321,6 @@ class JobRunner:
         root: Path,
         workdir: Path,
         session: SessionState | None,
-        remaining_s: float,
     ) -> CodexRunSpec:
         s = self.settings
         api_key = (
@@ -313,7 +344,14 @@ class JobRunner:
         )
         resume = None
         if session is not None and session.thread_id:
-            unpack_session_state(self.sessions.fetch_state(job.session_id), home.codex_home)
+            try:
+                state = self.sessions.fetch_state(session)
+            except NotFound:
+                raise SessionError(
+                    f"the saved state of session {job.session_id} no longer exists (sessions "
+                    "are kept for a limited time); start a new session"
+                ) from None
+            unpack_session_state(state, home.codex_home)
             resume = session.thread_id
         env = build_codex_env(
             home=home.home,
@@ -329,7 +367,11 @@ class JobRunner:
             workdir=workdir,
             prompt=job.request.prompt,
             env=env,
-            timeout_s=min(remaining_s, job.request.timeout_ms / 1000),
+            # Measured now, after preparing: codex gets what is left of the job's deadline.
+            timeout_s=min(
+                (job.deadline_at - datetime.now(UTC)).total_seconds(),
+                job.request.timeout_ms / 1000,
+            ),
             output_schema=job.request.output_schema,
             resume_thread_id=resume,
             scratch_dir=scratch,
@@ -372,7 +414,7 @@ class JobRunner:
             stderr_tail="\n".join(outcome.stderr_tail[-20:]) or None,
             artifacts=artifacts,
         )
-        return result, session_index
+        return bound_result(result), session_index
 
     def _save_session(
         self,
@@ -390,12 +432,16 @@ class JobRunner:
         try:
             state = pack_session_state(root / "codex" / "codex-home", outcome.thread_id)
             workspace = archive_changed(workdir, files)
-            self.sessions.upload(job.session_id, state=state, workspace=workspace, pool=pool)
+            prefix = turn_prefix(job.job_id, job.attempt)
+            self.sessions.upload(
+                job.session_id, prefix, state=state, workspace=workspace, pool=pool
+            )
         except (CodexCloudError, OSError, LookupError) as exc:
             log.warning("session state not saved: %s", exc)
             return None
         return self.sessions.index(
             session_id=job.session_id,
+            prefix=prefix,
             tenant=job.tenant,
             thread_id=outcome.thread_id,
             job_id=job.job_id,
@@ -498,6 +544,28 @@ class JobRunner:
                 continue
             if current.cancel_requested:
                 stop.stop("cancelled")
+
+
+def bound_result(result: JobResult) -> JobResult:
+    """`result` with what would not fit the job document shortened, named in `truncated`."""
+    updates: dict[str, object] = {}
+    message = result.final_message
+    if message and len(message) > MAX_FINAL_MESSAGE_CHARS:
+        rest = len(message) - MAX_FINAL_MESSAGE_CHARS
+        updates["final_message"] = (
+            message[:MAX_FINAL_MESSAGE_CHARS]
+            + f"\n... [{rest} more characters in final-message.txt]"
+        )
+    if len(result.changed_files) > MAX_CHANGED_FILES_LISTED:
+        updates["changed_files"] = result.changed_files[:MAX_CHANGED_FILES_LISTED]
+    if (
+        result.structured_output is not None
+        and len(json.dumps(result.structured_output, default=str)) > MAX_STRUCTURED_OUTPUT_BYTES
+    ):
+        updates["structured_output"] = None
+    if not updates:
+        return result
+    return result.model_copy(update={**updates, "truncated": sorted(updates)})
 
 
 def _status_of(

@@ -309,6 +309,24 @@ def test_a_follow_up_turn_resumes_the_session_on_another_worker(
     assert "worker-1" in workers
 
 
+def test_a_follow_up_whose_saved_session_expired_fails_with_a_clear_reason(
+    worker_stack: Stack, adapters: Adapters
+) -> None:
+    first = _dispatched(adapters, "[[script:followup]] create a note", session_id="sess-expired")
+    _run(worker_stack, first.job_id, sync=True)
+    assert adapters.jobs.require_job(first.job_id).status is JobStatus.SUCCEEDED
+    # What the sessions bucket's lifecycle rule does to a session idle for 30 days.
+    bucket = adapters.storage.client.bucket(adapters.settings.topology.bucket("sessions"))
+    for blob in bucket.list_blobs(prefix="sess-expired/"):
+        blob.delete()
+    second = _dispatched(adapters, "now append to it", session_id="sess-expired")
+    _run(worker_stack, second.job_id, sync=True)
+    turn2 = _wait(adapters, second.job_id, timeout_s=30)
+    assert turn2.status is JobStatus.FAILED
+    assert turn2.error is not None
+    assert "no longer exists" in turn2.error.message
+
+
 def test_duplicate_delivery_runs_codex_once(worker_stack: Stack, adapters: Adapters) -> None:
     job = _dispatched(adapters, "[[script:hello]] once")
     first = _run(worker_stack, job.job_id, worker=0)
