@@ -28,8 +28,9 @@ class ApiSettings(Settings):
     # A sync request waits for the job's timeout plus this margin, capped by sync_max_wait_s,
     # then answers 202 with the async shape.
     sync_wait_margin_s: float = Field(default=5.0, ge=0)
-    # Longest a sync request waits before answering 202 with the async shape.
-    sync_max_wait_s: float = Field(default=900.0, gt=0)
+    # Longest a sync request waits before answering 202 with the async shape. Below the API
+    # Gateway's 900 s backend deadline, so the caller gets that 202 rather than a 504.
+    sync_max_wait_s: float = Field(default=840.0, gt=0)
     # Interval of heartbeats on SSE and WebSocket streams (keeps proxies from closing them).
     stream_heartbeat_s: float = Field(default=15.0, gt=0)
     # Lifetime of the connection token handed out for mode=stream.

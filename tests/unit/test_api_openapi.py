@@ -8,7 +8,7 @@ import yaml
 
 from api.app import create_app
 from api.openapi import gateway_yaml, openapi_yaml
-from api.openapi_doc import app_operations
+from api.openapi_doc import GATEWAY_DEADLINE_S, app_operations
 from api.settings import ApiSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,3 +68,10 @@ def test_openapi_document_is_valid() -> None:
     import openapi_spec_validator
 
     openapi_spec_validator.validate(yaml.safe_load((REPO / "openapi.yaml").read_text()))
+
+
+def test_a_sync_wait_ends_before_the_gateway_gives_up_on_the_backend() -> None:
+    # Past the gateway's deadline the caller would get a 504 instead of the 202 fallback.
+    defaults = ApiSettings.model_fields
+    wait = defaults["sync_max_wait_s"].default
+    assert wait + 30 <= GATEWAY_DEADLINE_S
