@@ -6,6 +6,7 @@ import json
 import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_JOB_TIMEOUT_MS = 300_000
 # The API answers a sync request at the job's timeout plus its own margin (5 s by default).
 SYNC_READ_MARGIN_S = 30.0
+# iter_jobs pages: the API's largest page, so a long listing takes few round trips.
+ITER_PAGE_SIZE = 200
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,17 @@ def job_path(job_id: str, suffix: str = "") -> str:
 
 def artifact_path(job_id: str, name: str) -> str:
     return job_path(job_id, "/artifacts/" + quote(name, safe="/"))
+
+
+def artifact_target(dest: Path, name: str) -> Path | None:
+    """Where artifact `name` is saved under `dest`; None when the name would escape `dest`."""
+    target = (dest / name).resolve()
+    return target if target.is_relative_to(dest.resolve()) else None
+
+
+def save_artifact(target: Path, content: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)
 
 
 def submission(response: httpx.Response) -> Submission:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -138,6 +139,21 @@ class AsyncClient:
         data = response.json()
         return JobPage([Job.from_json(j) for j in data.get("jobs", [])], data.get("next_cursor"))
 
+    async def iter_jobs(
+        self, *, status: str | None = None, channel: str | None = None
+    ) -> AsyncIterator[Job]:
+        """Every job, newest first, page by page (`async for job in cc.iter_jobs()`)."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_jobs(
+                status=status, channel=channel, limit=_core.ITER_PAGE_SIZE, cursor=cursor
+            )
+            for job in page.jobs:
+                yield job
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
     async def cancel(self, job_id: str) -> Job:
         response = await self._request("POST", _core.job_path(job_id, ":cancel"))
         return Job.from_json(response.json())
@@ -153,6 +169,18 @@ class AsyncClient:
                 signed = await plain.get(response.headers["location"])
                 return signed.raise_for_status().content
         return response.content
+
+    async def download_artifacts(self, job_id: str, dest: Path) -> list[Path]:
+        written = []
+        for artifact in await self.artifacts(job_id):
+            target = _core.artifact_target(dest, artifact.name)
+            if target is None:
+                continue  # never write outside the destination
+            content = await self.download_artifact(job_id, artifact.name)
+            # File I/O off the event loop: artifacts can be large.
+            await asyncio.to_thread(_core.save_artifact, target, content)
+            written.append(target)
+        return written
 
     async def events(
         self,
@@ -254,6 +282,10 @@ class AsyncClient:
             raise StreamError(f"cannot open the WebSocket: {exc}") from None
         return AsyncStreamSession(ws, submitted)
 
+    async def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = (await self._request("GET", "/health")).json()
+        return data
+
 
 class AsyncStreamSession:
     def __init__(self, ws: ClientConnection, first: Submission) -> None:
@@ -273,6 +305,9 @@ class AsyncStreamSession:
 
     async def cancel(self) -> None:
         await self._ws.send(json.dumps({"type": "cancel"}))
+
+    async def ping(self) -> None:
+        await self._ws.send(json.dumps({"type": "ping"}))
 
     async def events(
         self, *, timeout_s: float | None = None, include_heartbeats: bool = False

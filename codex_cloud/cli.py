@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import yaml
 
@@ -38,6 +38,7 @@ from codex_cloud.cli_output import (
     exit_for_status,
     hint_for,
     print_json,
+    report_error,
 )
 from codex_cloud.client import Client
 from codex_cloud.errors import ClientError, NotFoundError
@@ -47,6 +48,22 @@ from codex_cloud.render import Style, diff_lines, event_lines, outcome_lines, ta
 
 class UsageError(Exception):
     """Bad command-line input (exit 2)."""
+
+
+class ArgumentsError(UsageError):
+    """argparse rejected the command line; `usage` is the usage text of the parser concerned."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises instead of printing and exiting, so that main() reports the mistake like any
+    other error (as JSON under --json). Subcommand parsers inherit this class."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ArgumentsError(message, self.format_usage())
 
 
 @dataclass
@@ -72,6 +89,19 @@ class Ctx:
         """Progress chatter: stderr, so stdout stays clean for pipes."""
         if not self.json and not self.args.quiet:
             self.err.write(self.style(text, "dim") + "\n")
+
+    def fail(
+        self,
+        message: str,
+        code: int,
+        *,
+        hint: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> int:
+        """Report an error (JSON under --json); the exit code."""
+        return report_error(
+            self.err, message, code, as_json=self.json, hint=hint, body=body, style=self.style
+        )
 
 
 # ---- argument parsing ------------------------------------------------------------------------
@@ -127,7 +157,7 @@ class _Subcommands:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="codex-cloud",
         description="Run the codex coding agent on codex-cloud.",
         epilog="Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, "
@@ -151,8 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), sub_common
     )
 
-    p = sub.add_parser("dev", help="run the local stack until Ctrl-C (same as `make dev`)")
-    p.add_argument("devstack_args", nargs=argparse.REMAINDER, help="passed to python -m devstack")
+    # No positional here: main() hands every option it does not know to devstack, in order.
+    # No abbreviations either, or `--no-model` would be taken for an ambiguous `--no-color`.
+    p = sub.add_parser(
+        "dev",
+        help="run the local stack until Ctrl-C (same as `make dev`)",
+        description="Run the local stack until Ctrl-C. Other options (--workers N, --slots N, "
+        "--no-model, --sweep-interval S, --state-dir DIR) go to `python -m devstack`; put them "
+        "after `--` if one has the name of a codex-cloud option.",
+        allow_abbrev=False,
+    )
+    p.set_defaults(devstack_args=[])
 
     p = sub.add_parser("submit", help="submit a job over HTTP")
     _job_request_options(p)
@@ -303,7 +342,7 @@ def follow(ctx: Ctx, client: Client, job_id: str, *, show_diff: bool = True) -> 
     """Render the job's events live, then its outcome and diff; the finished job."""
     if ctx.json:
         return client.wait(job_id)
-    with Live(ctx.out, ctx.err, ctx.style) as live:
+    with Live(ctx.err, ctx.style) as live:
         for event in client.events(job_id, include_heartbeats=True):
             live.event(event)
     job = client.get(job_id)
@@ -381,7 +420,7 @@ def stream_turn(ctx: Ctx, client: Client, prompt: str, fields: dict[str, Any]) -
     fields.pop("idempotency_key", None)
     with client.stream(prompt, session_id=session_id, **fields) as session:
         ctx.note(f"job {session.first.job_id} (session {session.session_id}) over WebSocket")
-        with Live(ctx.out, ctx.err, ctx.style) as live:
+        with Live(ctx.err, ctx.style) as live:
             for event in session.events(include_heartbeats=True):
                 if not ctx.json:
                     live.event(event)
@@ -620,18 +659,16 @@ def cmd_upload(ctx: Ctx) -> int:
             result["error"] = problem
             if ctx.json:
                 print_json(result, ctx.out)
-            else:
-                ctx.err.write(
-                    f"error: upload rejected ({problem.get('reason')}): {problem.get('detail')}\n"
-                )
-            return EXIT_USAGE
+                return EXIT_USAGE
+            return ctx.fail(
+                f"upload rejected ({problem.get('reason')}): {problem.get('detail')}", EXIT_USAGE
+            )
         time.sleep(0.5)
     if summary is None:
         if ctx.json:
             print_json(result, ctx.out)
-        else:
-            ctx.err.write(f"error: no result for {url} yet (job {job_id})\n")
-        return EXIT_PENDING
+            return EXIT_PENDING
+        return ctx.fail(f"no result for {url} yet (job {job_id})", EXIT_PENDING)
     result["summary"] = summary
     if ctx.json:
         print_json(result, ctx.out)
@@ -727,9 +764,13 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
+    tokens = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage message
+        args = parse_command_line(parser, tokens)
+    except ArgumentsError as exc:
+        # The options are not known yet: --json is looked for among the raw words.
+        return report_error(err, str(exc), EXIT_USAGE, as_json=_wants_json(tokens), usage=exc.usage)
+    except SystemExit as exc:  # --help printed and exited
         return int(exc.code or 0) and EXIT_USAGE
     color = not args.no_color and out.isatty() and not os.environ.get("NO_COLOR")
     style = Style(color)
@@ -741,8 +782,7 @@ def main(
             devstack=cfg.devstack_env(),
         )
     except cfg.ConfigError as exc:
-        err.write(f"error: {exc}\n")
-        return EXIT_USAGE
+        return report_error(err, str(exc), EXIT_USAGE, as_json=bool(args.json), style=style)
     ctx = Ctx(args, config, style, out, err)
     commands: dict[str, Callable[[], int]] = {
         "dev": lambda: cmd_dev(ctx),
@@ -761,27 +801,38 @@ def main(
     try:
         return commands[args.command]()
     except UsageError as exc:
-        err.write(f"error: {exc}\n")
-        return EXIT_USAGE
+        return ctx.fail(str(exc), EXIT_USAGE)
     except ClientError as exc:
         return report(ctx, exc, hint_for(exc, config.api_url, config.sources.get("api_url", "")))
     except KeyboardInterrupt:
-        err.write("\ninterrupted\n")
-        return EXIT_INTERRUPTED
+        if not ctx.json:
+            err.write("\n")  # off the line the terminal echoed ^C on
+        return ctx.fail("interrupted", EXIT_INTERRUPTED)
     except Exception as exc:  # the CLI's last line: a message, never a traceback
         return report_other(ctx, exc)
 
 
+def parse_command_line(parser: argparse.ArgumentParser, tokens: list[str]) -> argparse.Namespace:
+    """Parse `tokens`; for `dev`, the options codex-cloud does not know go to devstack."""
+    args, extras = parser.parse_known_args(tokens)
+    if args.command == "dev":
+        if "--" in extras:  # `dev -- --json`: the `--` only stopped codex-cloud reading on
+            extras.remove("--")
+        args.devstack_args = extras
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _wants_json(tokens: Sequence[str]) -> bool:
+    head = tokens[: tokens.index("--")] if "--" in tokens else tokens
+    return "--json" in head
+
+
 def report(ctx: Ctx, exc: ClientError, hint: str | None) -> int:
-    code = exit_for_error(exc)
-    if ctx.json:
-        body = getattr(exc, "body", None) or {"detail": str(exc)}
-        ctx.err.write(json.dumps({"error": body, "exit_code": code}) + "\n")
-    else:
-        ctx.err.write(f"error: {describe(exc)}\n")
-        if hint:
-            ctx.err.write(ctx.style(f"hint: {hint}", "dim") + "\n")
-    return code
+    # The API's problem+json body, when it sent one, is the JSON error as is.
+    body: dict[str, Any] | None = getattr(exc, "body", None)
+    return ctx.fail(describe(exc), exit_for_error(exc), hint=hint, body=body)
 
 
 def report_other(ctx: Ctx, exc: Exception) -> int:
@@ -789,26 +840,21 @@ def report_other(ctx: Ctx, exc: Exception) -> int:
     from shared.errors import CodexCloudError, InvalidInput, NotFound, RetryableError
 
     if isinstance(exc, InvalidInput):
-        ctx.err.write(f"error: {exc.detail}\n")
-        return EXIT_USAGE
+        return ctx.fail(exc.detail, EXIT_USAGE)
     if isinstance(exc, NotFound):
-        ctx.err.write(f"error: {exc.detail}\n")
-        return EXIT_NOT_FOUND_OR_AUTH
+        return ctx.fail(exc.detail, EXIT_NOT_FOUND_OR_AUTH)
     if isinstance(exc, RetryableError) or type(exc).__module__.startswith("google."):
-        ctx.err.write(f"error: Google Cloud is unreachable ({type(exc).__name__})\n")
-        ctx.err.write(
-            "hint: is the local stack running? try `make dev` (its emulators are found through "
-            ".devstack/env.sh), or set GOOGLE_CLOUD_PROJECT and credentials for a real project\n"
+        return ctx.fail(
+            f"Google Cloud is unreachable ({type(exc).__name__})",
+            EXIT_UNAVAILABLE,
+            hint="is the local stack running? try `make dev` (its emulators are found through "
+            ".devstack/env.sh), or set GOOGLE_CLOUD_PROJECT and credentials for a real project",
         )
-        return EXIT_UNAVAILABLE
     if isinstance(exc, CodexCloudError):
-        ctx.err.write(f"error: {exc.detail}\n")
-        return EXIT_FAILED
+        return ctx.fail(exc.detail, EXIT_FAILED)
     if isinstance(exc, OSError):
-        ctx.err.write(f"error: {exc}\n")
-        return EXIT_FAILED
-    ctx.err.write(f"error: unexpected {type(exc).__name__}: {exc}\n")
-    return EXIT_FAILED
+        return ctx.fail(str(exc), EXIT_FAILED)
+    return ctx.fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
 
 
 __all__ = ["EXIT_OK", "main", "parse_duration_ms"]

@@ -22,7 +22,7 @@ from codex_cloud.errors import (
     ValidationFailed,
 )
 from codex_cloud.models import Event
-from codex_cloud.render import Style, event_lines
+from codex_cloud.render import PLAIN, Style, event_lines
 
 # Exit codes (docs/cli.md). Job outcomes first, then client-side problems.
 EXIT_OK = 0
@@ -84,19 +84,55 @@ def describe(error: ClientError) -> str:
     return str(error)
 
 
+def report_error(
+    err: TextIO,
+    message: str,
+    code: int,
+    *,
+    as_json: bool,
+    hint: str | None = None,
+    body: dict[str, Any] | None = None,
+    usage: str | None = None,
+    style: Style = PLAIN,
+) -> int:
+    """Every CLI error goes through here; returns `code`, the exit code.
+
+    Plain: `error: …` (after the usage text for command-line mistakes) and an optional hint.
+    With --json: one object on stderr, `{"error": {"detail": …, …}, "exit_code": N[, "hint": …]}`
+    where `error` is the API's problem+json body when there is one.
+    """
+    if as_json:
+        payload: dict[str, Any] = {"error": {"detail": message, **(body or {})}, "exit_code": code}
+        if hint:
+            payload["hint"] = hint
+        err.write(json.dumps(payload, default=str) + "\n")
+        err.flush()
+        return code
+    if usage:
+        err.write(usage)
+    err.write(f"error: {message}\n")
+    if hint:
+        err.write(style(f"hint: {hint}", "dim") + "\n")
+    err.flush()
+    return code
+
+
 class Live:
-    """Prints event lines as they come; on a TTY a spinner line shows elapsed time."""
+    """Prints event lines as they come; on a TTY a spinner line shows elapsed time.
+
+    Both go to stderr: they are progress, and stdout is kept for results (final message, diff,
+    JSON) so that `submit --wait > out.txt` captures only those.
+    """
 
     FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
-    def __init__(self, out: TextIO, err: TextIO, style: Style, *, label: str = "") -> None:
-        self.out = out
+    def __init__(self, err: TextIO, style: Style, *, label: str = "") -> None:
         self.err = err
         self.style = style
         self.label = label
         self.status = "submitted"
         self.events = 0
-        self._spin = err.isatty() and out.isatty()
+        self._spin = err.isatty()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._started = time.monotonic()
@@ -137,8 +173,8 @@ class Live:
     def line(self, text: str) -> None:
         with self._lock:
             self._clear()
-            self.out.write(text + "\n")
-            self.out.flush()
+            self.err.write(text + "\n")
+            self.err.flush()
 
     def event(self, event: Event) -> None:
         if event.is_heartbeat:

@@ -161,7 +161,9 @@ class Client:
     def iter_jobs(self, *, status: str | None = None, channel: str | None = None) -> Iterator[Job]:
         cursor: str | None = None
         while True:
-            page = self.list_jobs(status=status, channel=channel, limit=200, cursor=cursor)
+            page = self.list_jobs(
+                status=status, channel=channel, limit=_core.ITER_PAGE_SIZE, cursor=cursor
+            )
             yield from page.jobs
             if not page.next_cursor:
                 return
@@ -184,11 +186,10 @@ class Client:
     def download_artifacts(self, job_id: str, dest: Path) -> list[Path]:
         written = []
         for artifact in self.artifacts(job_id):
-            target = (dest / artifact.name).resolve()
-            if not target.is_relative_to(dest.resolve()):
+            target = _core.artifact_target(dest, artifact.name)
+            if target is None:
                 continue  # never write outside the destination
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(self.download_artifact(job_id, artifact.name))
+            _core.save_artifact(target, self.download_artifact(job_id, artifact.name))
             written.append(target)
         return written
 

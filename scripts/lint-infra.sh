@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Offline checks of the infrastructure definitions: terraform, Kubernetes manifests, the worker
-# Dockerfile, Cloud Build configs, Workflows, OpenAPI specs, Prometheus rules and the dashboard.
+# Offline checks of the infrastructure definitions: terraform, Kubernetes manifests, the worker and
+# API Dockerfiles, Cloud Build configs, Workflows, OpenAPI specs, Prometheus rules and the dashboard.
 # Installs its own tools (pinned) into .venv-infra and .venv-checkov; reruns skip the install.
 # Runs every check, then exits non-zero if any failed.
 set -euo pipefail
@@ -96,10 +96,11 @@ command -v terraform >/dev/null || { echo "terraform is required (terraform fmt)
 run "terraform fmt" terraform fmt -check -recursive -diff terraform
 run "checkov terraform" checkov_run terraform -d terraform
 run "checkov kubernetes" checkov_run kubernetes -d k8s
-run "checkov dockerfile" checkov_run dockerfile -f worker/Dockerfile
+run "checkov dockerfile" checkov_run dockerfile -f worker/Dockerfile -f api/Dockerfile
 run "trivy terraform" trivy_config terraform
 run "trivy k8s" trivy_config k8s
 run "trivy dockerfile" trivy_config worker/Dockerfile
+run "trivy api dockerfile" trivy_config api/Dockerfile
 run "kubernetes-validate" k8s_validate
 run "cloudbuild schema" "$INFRA_VENV/bin/check-jsonschema" --builtin-schema vendor.cloudbuild cloudbuild.yaml cloudbuild/*.yaml
 

@@ -74,12 +74,14 @@ def test_submit_wait_status_list_events_artifacts(keyed: dict[str, str], tmp_pat
     arts = as_json(cli(keyed, "artifacts", job_id, "--download", str(tmp_path / "a"), "--json"))
     assert "diff.patch" in [a["name"] for a in arts["artifacts"]]
     assert "+print(" in (tmp_path / "a" / "diff.patch").read_text()
-    # The human view shows the live events, the final message and the diff.
+    # The human view shows the live events (progress: stderr), the final message and the diff
+    # (results: stdout).
     human = cli(keyed, "watch", job_id)
     assert human.returncode == 0
-    assert "$ " in human.stdout
-    assert "exit 0" in human.stdout
-    assert "+ hello.py" in human.stdout
+    assert "$ " in human.stderr
+    assert "exit 0" in human.stderr
+    assert "+ hello.py" in human.stderr
+    assert "+ hello.py" not in human.stdout
     assert "+++ b/hello.py" in human.stdout
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from codex_cloud import Client
+from codex_cloud import AsyncClient, Client
 from codex_cloud._core import RetryPolicy, api_error, retry_after, should_retry
+from codex_cloud.aio import AsyncStreamSession
+from codex_cloud.client import StreamSession
 from codex_cloud.errors import AuthError, RateLimitedError, ValidationFailed
 from codex_cloud.sse import SSEDecoder
 
@@ -145,3 +149,47 @@ def test_events_resume_after_a_drop_without_duplicates() -> None:
     assert [e.seq for e in events] == [0, 1, 2, 3]
     assert seen_last_ids == [None, "1"]
     assert events[-1].is_final
+
+
+def _jobs_api(request: httpx.Request) -> httpx.Response:
+    """Two pages of jobs, two artifacts (one named to escape the destination), /health."""
+    path = request.url.path
+    if path == "/v2/jobs":
+        if request.url.params.get("cursor") == "p2":
+            return httpx.Response(200, json={"jobs": [{"job_id": "j3"}], "next_cursor": None})
+        jobs = [{"job_id": "j1"}, {"job_id": "j2"}]
+        return httpx.Response(200, json={"jobs": jobs, "next_cursor": "p2"})
+    if path == "/v2/jobs/j1/artifacts":
+        names = ["diff.patch", "logs/events.jsonl", "../outside.txt"]
+        return httpx.Response(200, json={"artifacts": [{"name": n} for n in names]})
+    if path.startswith("/v2/jobs/j1/artifacts/"):
+        return httpx.Response(200, content=path.rsplit("/", 1)[1].encode())
+    if path == "/health":
+        return httpx.Response(200, json={"status": "ok"})
+    return httpx.Response(404, json={"detail": path})
+
+
+def test_async_client_pages_jobs_saves_artifacts_and_checks_health(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+
+    async def scenario() -> tuple[list[str], list[Path], dict[str, object]]:
+        async with AsyncClient("http://x", "k", transport=httpx.MockTransport(_jobs_api)) as cc:
+            ids = [job.job_id async for job in cc.iter_jobs()]
+            saved = await cc.download_artifacts("j1", dest)
+            return ids, saved, await cc.health()
+
+    ids, saved, health = asyncio.run(scenario())
+    assert ids == ["j1", "j2", "j3"]
+    assert saved == [(dest / "diff.patch").resolve(), (dest / "logs/events.jsonl").resolve()]
+    assert (dest / "logs/events.jsonl").read_bytes() == b"events.jsonl"
+    assert not (tmp_path / "outside.txt").exists()
+    assert health == {"status": "ok"}
+
+
+def test_async_and_sync_clients_offer_the_same_methods() -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    # Only the closing call differs in name (aclose is the asyncio convention).
+    assert public(Client) - {"close"} == public(AsyncClient) - {"aclose"}
+    assert public(StreamSession) == public(AsyncStreamSession)

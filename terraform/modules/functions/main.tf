@@ -83,6 +83,18 @@ resource "google_cloudfunctions2_function" "this" {
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
     environment_variables            = merge(var.common_env, each.value.env, { CODEX_CLOUD_SERVICE_NAME = each.key })
+
+    # Every function loads shared/settings.py, which outside local/test refuses to start without
+    # a real CODEX_CLOUD_TOKEN_SIGNING_KEY.
+    dynamic "secret_environment_variables" {
+      for_each = var.secret_env
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
   }
 
   dynamic "event_trigger" {

@@ -66,6 +66,17 @@ variable "common_env" {
   }
 }
 
+variable "secret_env" {
+  description = "Environment variables every function reads from Secret Manager: variable name => secret id (the function's service account needs secretAccessor on it)."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.secret_env) : startswith(k, "CODEX_CLOUD_")])
+    error_message = "Settings variables must use the CODEX_CLOUD_ prefix."
+  }
+}
+
 variable "dispatch_env" {
   description = "Extra environment for the functions that dispatch to the worker pool."
   type        = map(string)

@@ -1,5 +1,7 @@
 # The long-job workflow. Its source is workflows/long_job.yaml (read by the environment root and
 # passed in), executed as the workflows service account, which calls the worker with OIDC.
+# No user_env_vars: every input (worker URLs, control URL, backoff) arrives in the execution
+# argument built by shared/services/dispatch.py, so one definition serves every dispatch.
 resource "google_workflows_workflow" "long_job" {
   project                 = var.project_id
   region                  = var.region
@@ -11,5 +13,4 @@ resource "google_workflows_workflow" "long_job" {
   execution_history_level = "EXECUTION_HISTORY_BASIC"
   deletion_protection     = var.deletion_protection
   labels                  = var.labels
-  user_env_vars           = var.env
 }

@@ -29,12 +29,6 @@ variable "source_contents" {
   }
 }
 
-variable "env" {
-  description = "User environment variables readable in the workflow with sys.get_env()."
-  type        = map(string)
-  default     = {}
-}
-
 variable "labels" {
   description = "Labels applied to the workflow."
   type        = map(string)
