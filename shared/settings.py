@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     codex_bin: str | None = None
     # URL other components use to reach this worker (StatefulSet pod DNS in GKE).
     worker_advertise_url: str | None = None
+    # Audience of the Google-signed OIDC ID tokens the worker accepts (its Ingress URL). When set,
+    # every worker route except /healthz, /readyz and /metrics needs such a token, and callers
+    # (Cloud Tasks, the workflow, the sweeper) mint theirs for it; the worker refuses to start
+    # without it outside local/test (decision 0021).
+    worker_oidc_audience: str | None = None
+    # Service-account emails whose tokens the worker accepts (comma-separated; the worker needs
+    # it with CODEX_CLOUD_WORKER_OIDC_AUDIENCE). A valid token from anyone else gets 403.
+    worker_allowed_callers: str = ""
     # SIGTERM: time running jobs get to finish before they are stopped and requeued.
     drain_grace_seconds: float = Field(default=240.0, ge=0)
     # Codex events are batched into one Firestore write per window (or per max batch).
@@ -178,6 +186,12 @@ class Settings(BaseSettings):
     webhook_inline_attempts: int = Field(default=2, ge=1, le=5)
 
     @model_validator(mode="after")
+    def _worker_audience_not_blank(self) -> Settings:
+        if self.worker_oidc_audience is not None and not self.worker_oidc_audience.strip():
+            raise ValueError("CODEX_CLOUD_WORKER_OIDC_AUDIENCE must not be blank")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:
         if self.environment in ("local", "test"):
             return self
@@ -211,6 +225,30 @@ class Settings(BaseSettings):
         if url == LOCAL_WORKER_URL and self.environment not in ("local", "test"):
             return ""
         return url
+
+    @property
+    def worker_callers(self) -> frozenset[str]:
+        """`worker_allowed_callers` as a set of lower-cased emails."""
+        return frozenset(
+            e.strip().lower() for e in self.worker_allowed_callers.split(",") if e.strip()
+        )
+
+    def worker_auth_problem(self) -> str | None:
+        """Why the worker must not start with these settings, or None. Outside local/test it
+        needs an audience (else its routes are open to anyone reaching the Ingress); with one,
+        at least one allowed caller. Only the worker checks this: the functions set just the
+        audience, to mint tokens for it."""
+        if self.worker_oidc_audience and not self.worker_callers:
+            return (
+                "CODEX_CLOUD_WORKER_ALLOWED_CALLERS must name at least one service account "
+                "when CODEX_CLOUD_WORKER_OIDC_AUDIENCE is set"
+            )
+        if self.environment in ("local", "test") or self.worker_oidc_audience:
+            return None
+        return (
+            f"CODEX_CLOUD_WORKER_OIDC_AUDIENCE must be set for the worker in {self.environment} "
+            "(its routes would accept unauthenticated calls)"
+        )
 
     @property
     def topology(self) -> Topology:

@@ -1,4 +1,7 @@
-"""The worker's HTTP surface (Cloud Tasks and Workflows call it; Kubernetes probes it)."""
+"""The worker's HTTP surface (Cloud Tasks and Workflows call it; Kubernetes probes it).
+
+Every route but the probes needs a Google-signed OIDC token from an allowed caller when
+CODEX_CLOUD_WORKER_OIDC_AUDIENCE is set (worker/auth.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from shared.adapters import Adapters
 from shared.errors import CodexCloudError, NotFound, RetryableError
 from shared.httpmetrics import HttpMetricsMiddleware
 from shared.log import log_context, parse_trace_header
+from shared.settings import get_settings
+from worker.auth import WorkerAuth, WorkerAuthMiddleware
 from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,16 @@ def _problem(exc: CodexCloudError) -> JSONResponse:
     )
 
 
-def create_app(adapters: Adapters | None = None, *, advertise_url: str | None = None) -> Starlette:
+def create_app(
+    adapters: Adapters | None = None,
+    *,
+    advertise_url: str | None = None,
+    auth: WorkerAuth | None = None,
+) -> Starlette:
+    """The worker app. `auth` defaults to what the settings ask for (raises outside local/test
+    when they name no audience, so the worker cannot start open)."""
     state: dict[str, WorkerRuntime] = {}
+    auth = auth or WorkerAuth.from_settings(adapters.settings if adapters else get_settings())
 
     def runtime() -> WorkerRuntime:
         return state["runtime"]
@@ -130,5 +143,8 @@ def create_app(adapters: Adapters | None = None, *, advertise_url: str | None = 
         Route("/metrics", metrics),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
+    if auth is not None:
+        app.add_middleware(WorkerAuthMiddleware, auth=auth)
+    # Outermost, so refused calls are counted too.
     app.add_middleware(HttpMetricsMiddleware, service="worker", router=app.router)
     return app

@@ -48,8 +48,12 @@ class TaskQueue:
         task_id: str | None = None,
         headers: Mapping[str, str] | None = None,
         schedule_time: datetime | None = None,
+        audience: str | None = None,
     ) -> str | None:
-        """Create an HTTP POST task. A task id already used returns None (deduplicated)."""
+        """Create an HTTP POST task. A task id already used returns None (deduplicated).
+
+        `audience` is the OIDC token's audience (default: `url`); worker tasks pass
+        `settings.worker_oidc_audience`, the one audience the worker accepts."""
         parent = self.queue_path(queue_key)
         http_request: dict[str, Any] = {
             "http_method": tasks_v2.HttpMethod.POST,
@@ -58,10 +62,13 @@ class TaskQueue:
             "body": json.dumps(body, default=str).encode(),
         }
         if self._settings.tasks_service_account:
-            # Production: the worker verifies this OIDC token (not available in the emulator).
+            # Production: Cloud Tasks mints a Google-signed ID token for this service account;
+            # the worker checks it against CODEX_CLOUD_WORKER_OIDC_AUDIENCE and
+            # CODEX_CLOUD_WORKER_ALLOWED_CALLERS (worker/auth.py), the control function through
+            # Cloud Run IAM. The emulator sends none (the local worker checks none).
             http_request["oidc_token"] = {
                 "service_account_email": self._settings.tasks_service_account,
-                "audience": url,
+                "audience": audience or url,
             }
         task: dict[str, Any] = {"http_request": http_request}
         if task_id:

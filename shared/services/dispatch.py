@@ -66,6 +66,8 @@ def workflow_argument(
         "poll_max_s": s.workflow_poll_max_s,
         "loss_threshold": s.workflow_loss_threshold,
         "use_oidc": s.workflow_use_oidc,
+        # The audience of the workflow's worker calls ("": Workflows' default, the URL called).
+        "worker_audience": s.worker_oidc_audience or "",
     }
 
 
@@ -148,6 +150,8 @@ def _send(adapters: Adapters, job: JobRecord, route: str, dispatch_seq: int) -> 
         url=url,
         body={"job_id": job.job_id, "dispatch_seq": dispatch_seq},
         task_id=task_id_for(job.job_id, dispatch_seq),
+        # Every worker URL (pool or a session's worker) is the one Ingress: one audience.
+        audience=adapters.settings.worker_oidc_audience,
     )
     JOBS_DISPATCHED.labels(route="tasks", queue=queue).inc()
     log.info(

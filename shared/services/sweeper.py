@@ -20,11 +20,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import httpx
+from google.auth.exceptions import GoogleAuthError
 
 from shared.errors import CodexCloudError, IllegalTransition, NotFound
 from shared.jobstore import DocDelete, DocWrite, Lease
 from shared.metrics import STUCK_JOBS, SWEEPER_ACTIONS
 from shared.models import JobError, JobRecord, JobStatus
+from shared.oidc import id_token_headers
 from shared.services.common import utcnow
 from shared.services.dispatch import dispatch_job
 from shared.services.routing import worker_url_for
@@ -169,8 +171,17 @@ def _ask_worker_to_stop(adapters: Adapters, job_id: str, owner: str) -> None:
     if not url:
         return
     try:
-        httpx.post(f"{url}/v1/jobs/{job_id}:cancel", json={"reason": "deadline"}, timeout=3.0)
-    except httpx.HTTPError as exc:
+        # The worker accepts only Google-signed ID tokens of its allowed callers (the sweeper's
+        # service account is one) when CODEX_CLOUD_WORKER_OIDC_AUDIENCE is set.
+        headers = id_token_headers(adapters.settings.worker_oidc_audience)
+        resp = httpx.post(
+            f"{url}/v1/jobs/{job_id}:cancel",
+            json={"reason": "deadline"},
+            headers=headers,
+            timeout=3.0,
+        )
+        resp.raise_for_status()  # a refused call (401/403: misconfigured auth) is logged too
+    except (httpx.HTTPError, GoogleAuthError) as exc:
         log.info(
             "worker cancel call failed", extra={"fields": {"job_id": job_id, "error": str(exc)}}
         )

@@ -127,6 +127,23 @@ def test_deadline_cancels_on_the_worker_and_marks_timed_out(workflows_url: str) 
     assert [r.path for r in ctl.requests] == ["/internal/jobs/j1:expire"]
 
 
+def test_a_worker_audience_leaves_every_call_in_place(workflows_url: str) -> None:
+    # Production passes the worker's OIDC audience (decision 0021); the emulator cannot mint
+    # tokens (use_oidc stays off), but worker_call's audience choice runs for worker and control
+    # calls alike.
+    with (
+        fake_server(ScriptedWorker(polls_until_done=None)) as worker,
+        fake_server(control_ok) as ctl,
+    ):
+        arg = argument("j1", [worker.url], ctl.url, 1.5)
+        out = execute(workflows_url, {**arg, "worker_audience": "https://worker.example.com"})
+    assert out["status"] == "timed_out"
+    assert any(r.path == "/v1/jobs/j1:run" for r in worker.requests)
+    assert any(r.path == "/v1/jobs/j1" for r in worker.requests)
+    assert any(r.path == "/v1/jobs/j1:cancel" for r in worker.requests)
+    assert [r.path for r in ctl.requests] == ["/internal/jobs/j1:expire"]
+
+
 def test_unavailable_worker_is_retried_on_the_next_worker(workflows_url: str) -> None:
     lost = ScriptedWorker(polls_until_done=0, run_status=503)
     with (

@@ -18,6 +18,11 @@ output "worker_url" {
   value       = module.codex_cloud.worker_url
 }
 
+output "worker_auth" {
+  description = "Audience and allowed callers the worker checks (k8s/configmap.yaml)."
+  value       = module.codex_cloud.worker_auth
+}
+
 output "worker_ingress_ip" {
   description = "Point worker_hostname at this address."
   value       = module.codex_cloud.worker_ingress_ip

@@ -111,10 +111,17 @@ locals {
   # retries). Its deterministic Cloud Run URL avoids a dependency cycle on its own output.
   control_url = "https://sweeper-${data.google_project.this.number}.${var.region}.run.app"
 
+  # The worker accepts only Google-signed OIDC ID tokens minted for its Ingress URL by these
+  # identities (docs/decisions/0021; k8s/configmap.yaml sets the same audience and emails):
+  # dispatch = Cloud Tasks' identity on job tasks, workflows = the long-job workflow's calls,
+  # sweeper = its direct cancel of a timed-out job (the control routes run there too).
+  worker_callers = [local.sa["dispatch"], local.sa["workflows"], local.sa["sweeper"]]
+
   dispatch_env = {
     CODEX_CLOUD_CONTROL_URL           = local.control_url
     CODEX_CLOUD_WORKFLOW_USE_OIDC     = "true"
     CODEX_CLOUD_WORKER_URL            = module.gke.worker_url
+    CODEX_CLOUD_WORKER_OIDC_AUDIENCE  = module.gke.worker_url
     CODEX_CLOUD_TASKS_LOCATION        = var.region
     CODEX_CLOUD_TASKS_SERVICE_ACCOUNT = local.sa["dispatch"]
     CODEX_CLOUD_WORKFLOW_NAME         = module.workflows.workflow_name
@@ -325,9 +332,11 @@ module "secrets" {
   name_prefix = local.prefix
   labels      = local.labels
 
+  # Every function reads token-signing-key too: shared/settings.py refuses to start without it
+  # outside local/test.
   secrets = {
     openai-api-key    = { accessors = [local.member["worker"]] }
-    token-signing-key = { accessors = [local.member["api"], local.member["worker"], local.member["on-job-written"]] }
+    token-signing-key = { accessors = [local.member["api"], local.member["worker"], local.member["ingest"], local.member["on-upload"], local.member["on-job-written"], local.member["sweeper"]] }
     redis-url         = { accessors = [local.member["api"], local.member["worker"]] }
     redis-ca          = { accessors = [local.member["api"], local.member["worker"]] }
   }
@@ -392,7 +401,12 @@ module "functions" {
     sweeper        = local.sa["sweeper"]
   }
 
-  depends_on = [google_project_iam_member.gcs_pubsub_publisher]
+  secret_env = {
+    CODEX_CLOUD_TOKEN_SIGNING_KEY = module.secrets.secret_ids["token-signing-key"]
+  }
+
+  # module.secrets: a deploy fails unless the function's identity can already read the secret.
+  depends_on = [google_project_iam_member.gcs_pubsub_publisher, module.secrets]
 }
 
 module "scheduler" {
@@ -413,9 +427,6 @@ module "workflows" {
   source_contents       = var.workflow_source
   labels                = local.labels
   deletion_protection   = var.environment == "prod"
-  env = merge(local.common_env, {
-    CODEX_CLOUD_WORKER_URL = module.gke.worker_url
-  })
 }
 
 module "api" {

@@ -18,6 +18,14 @@ output "worker_url" {
   value       = module.gke.worker_url
 }
 
+output "worker_auth" {
+  description = "What the worker checks on every call but its probes (CODEX_CLOUD_WORKER_OIDC_AUDIENCE and CODEX_CLOUD_WORKER_ALLOWED_CALLERS in k8s/configmap.yaml)."
+  value = {
+    audience        = module.gke.worker_url
+    allowed_callers = join(",", local.worker_callers)
+  }
+}
+
 output "worker_ingress_ip" {
   description = "Create an A record worker_hostname -> this address."
   value       = module.gke.worker_address
