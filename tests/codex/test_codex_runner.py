@@ -7,7 +7,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devstack.ports import free_port
 from modelserver import ModelServer
 from tests.codex.conftest import CodexJob, live_processes_with_env
 from worker.codex.env import ApiKey
@@ -182,9 +182,7 @@ def test_cancelling_the_calling_task_still_kills_the_tree(make_job: Any) -> None
 
 
 def test_model_server_down_fails_quickly(make_job: Any) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+    closed_port = free_port()  # nothing listens there
     job: CodexJob = make_job(base_url=f"http://127.0.0.1:{closed_port}/v1")
 
     started = time.monotonic()

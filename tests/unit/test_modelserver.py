@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.ports import free_port
 from modelserver import ModelServer, ScriptError, ScriptRegistry, parse_script
 
 pytestmark = pytest.mark.unit
@@ -247,9 +248,7 @@ def test_hang_does_not_block_shutdown() -> None:
 
 def test_command_line_entry_point_serves_extra_scripts(tmp_path: Path) -> None:
     (tmp_path / "mine.yaml").write_text("name: mine\nreplies:\n  - message: custom\n")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

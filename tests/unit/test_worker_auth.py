@@ -8,6 +8,7 @@ codex is needed). Also: every caller attaches a token for the worker's audience.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -335,6 +336,11 @@ def _prod(**fields: Any) -> Settings:
 
 
 def test_the_worker_refuses_to_start_open_outside_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Production settings come from a clean environment: earlier tests in this process point
+    # the emulator hosts (which production settings refuse) at their stacks.
+    for name in list(os.environ):
+        if name.endswith("_EMULATOR_HOST") or name.startswith("CODEX_CLOUD_"):
+            monkeypatch.delenv(name)
     with pytest.raises(RuntimeError, match="CODEX_CLOUD_WORKER_OIDC_AUDIENCE"):
         create_app(_adapters(monkeypatch, _prod()))
     configured = _prod(worker_oidc_audience=AUDIENCE, worker_allowed_callers=f"{CALLER}, {OTHER}")
