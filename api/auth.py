@@ -13,11 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.apikeys import KEY_PREFIX, ApiKey, Scope, find_key, hash_key
+from shared.apikeys import KEY_PREFIX, ApiKey, Scope, find_key, find_key_by_id, hash_key
 from shared.errors import Forbidden, RateLimited, Unauthorized
 from shared.ratelimit import Decision, RateLimiter
 
 GATEWAY_USERINFO_HEADER = "x-apigateway-api-userinfo"
+# The key id of a principal the gateway identified (no stored key behind it).
+GATEWAY_KEY_PREFIX = "gw:"
 _SCOPE_SPLIT = re.compile(r"[/.:]")
 
 
@@ -80,15 +82,18 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 
     Behind API Gateway X-API-KEY may hold the Google Cloud API key the gateway checks for its
     quota; the service's own key then travels as the bearer token, so a value that looks like
-    one of our keys wins.
+    one of our keys wins. The gateway authenticates to the service with its own ID token in
+    `Authorization` and passes the client's header on as `X-Forwarded-Authorization`, so a
+    bearer key is looked for there too (a key is checked the same whichever header holds it).
     """
     candidates = []
     key = headers.get("x-api-key", "").strip()
     if key:
         candidates.append(key)
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        candidates.append(value.strip())
+    for header in ("authorization", "x-forwarded-authorization"):
+        scheme, _, value = headers.get(header, "").partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            candidates.append(value.strip())
     for candidate in candidates:
         if candidate.startswith(KEY_PREFIX):
             return candidate
@@ -135,7 +140,7 @@ def principal_from_gateway(header: str, tier_limit: Callable[[str], int]) -> Pri
     tier = str(claims.get("tier") or "STANDARD").upper()
     tier = tier if tier in ("STANDARD", "PREMIUM") else "STANDARD"
     return Principal(
-        key_id=f"gw:{subject}",
+        key_id=f"{GATEWAY_KEY_PREFIX}{subject}",
         tenant=tenant,
         tier=tier,
         scopes=map_gateway_scopes(claims),
@@ -153,8 +158,10 @@ class Authenticator:
         limiter: RateLimiter,
         cache: KeyCache,
         trust_gateway: bool,
+        lookup_id: Callable[[str], ApiKey | None] | None = None,
     ) -> None:
         self._lookup = lookup
+        self._lookup_id = lookup_id
         self._tier_limit = tier_limit
         self._limiter = limiter
         self._cache = cache
@@ -193,6 +200,20 @@ class Authenticator:
         hit, key = self._cache.get(hash_key(plaintext))
         return self._principal(key) if hit else None
 
+    def key_in_force(self, key_id: str) -> bool:
+        """Whether the key a stream token was issued for may still act: a WebSocket outlives
+        its opening check, and its prompts must stop once the key is revoked (within the key
+        cache's lifetime, as for every other request). Gateway identities have no stored key.
+        May block on a lookup (call from a worker thread)."""
+        if self._lookup_id is None or key_id.startswith(GATEWAY_KEY_PREFIX):
+            return True
+        entry = f"id:{key_id}"  # its own namespace in the digest-keyed cache
+        hit, key = self._cache.get(entry)
+        if not hit:
+            key = self._lookup_id(key_id)
+            self._cache.put(entry, key)
+        return key is not None and key.active
+
     def _principal(self, key: ApiKey | None) -> Principal:
         if key is None or not key.active:
             raise MissingCredentials("the API key is not valid")
@@ -214,3 +235,7 @@ class Authenticator:
 
 def lookup_with(client: Any, settings: Any) -> Callable[[str], ApiKey | None]:
     return lambda plaintext: find_key(client, settings, plaintext)
+
+
+def lookup_id_with(client: Any, settings: Any) -> Callable[[str], ApiKey | None]:
+    return lambda key_id: find_key_by_id(client, settings, key_id)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from api.activejobs import ActiveJobGauge, count_active_jobs
-from api.auth import Authenticator, KeyCache, Principal, lookup_with
+from api.auth import Authenticator, KeyCache, Principal, lookup_id_with, lookup_with
 from api.fanout import AdminFanout
 from api.settings import ApiSettings
 from api.streaming import ConnectionRegistry
@@ -47,6 +47,7 @@ class Services:
         limiter = RateLimiter(adapters.redis_async)
         auth = Authenticator(
             lookup=lookup_with(adapters.firestore, settings),
+            lookup_id=lookup_id_with(adapters.firestore, settings),
             tier_limit=settings.tier_limit,
             limiter=limiter,
             cache=KeyCache(settings.api_key_cache_s),

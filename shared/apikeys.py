@@ -144,6 +144,20 @@ def find_key(client: firestore.Client, settings: Settings, plaintext: str) -> Ap
     return ApiKey.model_validate(snap.to_dict())
 
 
+def find_key_by_id(client: firestore.Client, settings: Settings, key_id: str) -> ApiKey | None:
+    """The stored key with this id (revoked ones included), or None."""
+    snaps = _guard(lambda: list(_by_id(client, settings, key_id).stream()))
+    return ApiKey.model_validate(snaps[0].to_dict()) if snaps else None
+
+
+def _by_id(client: firestore.Client, settings: Settings, key_id: str) -> Any:
+    return (
+        _collection(client, settings)
+        .where(filter=firestore.FieldFilter("key_id", "==", key_id))
+        .limit(1)
+    )
+
+
 def list_keys(
     client: firestore.Client,
     settings: Settings,
@@ -164,10 +178,7 @@ def revoke_key(
     client: firestore.Client, settings: Settings, key_id: str, *, now: datetime | None = None
 ) -> ApiKey:
     """Mark a key revoked (idempotent: a revoked key keeps its first revocation time)."""
-    query = _collection(client, settings).where(
-        filter=firestore.FieldFilter("key_id", "==", key_id)
-    )
-    snaps = _guard(lambda: list(query.limit(1).stream()))
+    snaps = _guard(lambda: list(_by_id(client, settings, key_id).stream()))
     if not snaps:
         raise NotFound(f"key {key_id} not found")
     record = ApiKey.model_validate(snaps[0].to_dict())

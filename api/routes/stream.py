@@ -181,6 +181,11 @@ class _Session:
         except ValueError as exc:
             await self.notify(MessageType.ERROR, {"code": "validation-error", "message": str(exc)})
             return
+        if not await run_in_threadpool(self.services.auth.key_in_force, self.claims.key_id):
+            # The socket outlived its key: no more jobs on it, and the session ends.
+            await self.notify(MessageType.ERROR, {"code": "unauthorized", "message": _REVOKED})
+            await self.ws.close(code=1008)
+            return
         settings = self.services.settings
         # A refusal (CodexCloudError) becomes an error frame in `guarded`.
         submission = await service.submit_job(
@@ -225,6 +230,9 @@ class _Session:
             self.current_job = None
 
 
+_REVOKED = "the API key this stream was opened with has been revoked"
+
+
 async def _deny(websocket: WebSocket, exc: CodexCloudError) -> None:
     response: Response = problem_response(exc.http_status, code=exc.code, detail=exc.detail)
     try:
@@ -248,6 +256,9 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
         return
     except ValueError:
         await websocket.close(code=1008)
+        return
+    if not await run_in_threadpool(services.auth.key_in_force, claims.key_id):
+        await _deny(websocket, Unauthorized(_REVOKED))
         return
     await websocket.accept()
     session = _Session(websocket, services, claims, session_id)

@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from shared.apikeys import list_keys, revoke_key
 from shared.models import JobStatus, MessageType
 from shared.tokens import sign_stream_token
 from tests.e2e.api_support import (
@@ -220,6 +221,31 @@ def test_websocket_rejects_bad_tokens(api: ApiEnv) -> None:
             connect(url, open_timeout=5).close()
         assert info.value.response.status_code == 401
         assert json.loads(info.value.response.body or b"{}")["code"] == "unauthorized"
+
+
+def test_a_revoked_key_can_neither_open_a_stream_nor_start_turns_on_an_open_one(
+    api: ApiEnv,
+) -> None:
+    key, tenant = api.key()
+    with api.client(key) as c:
+        opened, spare = _submit(c, mode="stream"), _submit(c, mode="stream")
+    (stored,) = list_keys(api.adapters.firestore, api.settings, tenant=tenant)
+    with connect(opened["websocket_url"], open_timeout=5) as ws:
+        run_job(api.store, opened["job_id"])  # the session's turn loop follows it to its end
+        _recv_until(ws, _is_final)
+        revoke_key(api.adapters.firestore, api.settings, stored.key_id)
+        ws.send(json.dumps({"prompt": "one more turn"}))
+        error = _recv_until(ws, lambda m: m.get("message_type") == "error")[-1]
+        assert error["data"]["code"] == "unauthorized"
+        with pytest.raises(ConnectionClosed):
+            _recv(ws, timeout=5)
+    # The spare token has not expired, but the key behind it is gone.
+    with pytest.raises(InvalidStatus) as info:
+        connect(spare["websocket_url"], open_timeout=5).close()
+    assert info.value.response.status_code == 401
+    # No job was made for the refused turn.
+    jobs = api.store.list_jobs(tenant, limit=50).jobs
+    assert {j.job_id for j in jobs} == {opened["job_id"], spare["job_id"]}
 
 
 def test_websocket_session_streams_turns_and_answers_pings(api: ApiEnv) -> None:

@@ -57,6 +57,13 @@ def test_our_key_wins_over_a_gateway_api_key() -> None:
     assert presented_key({"authorization": f"Bearer {KEY}"}) == KEY
     assert presented_key({"x-api-key": "AIzaGoogleKey", "authorization": f"Bearer {KEY}"}) == KEY
     assert presented_key({"authorization": "Basic xyz"}) is None
+    # Through API Gateway with backend auth: its ID token in Authorization, the client's moved.
+    through_gateway = {
+        "x-api-key": "AIzaGoogleKey",
+        "authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.gateway.token",
+        "x-forwarded-authorization": f"Bearer {KEY}",
+    }
+    assert presented_key(through_gateway) == KEY
 
 
 def test_keys_map_to_principals_and_scopes() -> None:
