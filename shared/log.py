@@ -31,6 +31,14 @@ _SEVERITY = {
 }
 _project_id = "codex-cloud-local"
 
+# Log lines that Cloud Logging log-based metrics count (terraform/modules/monitoring): the field
+# and its values are a contract with the metric filters there, as metric names in
+# shared/metrics.py are with monitoring/. The functions that write these lines are not scraped
+# by Prometheus, so their alerts are built on the log lines instead.
+LOG_METRIC_FIELD = "log_metric"
+LOG_METRIC_DEAD_LETTER = "dead_letter"  # one line per input rejected permanently (source, reason)
+LOG_METRIC_SWEEP = "sweep"  # one line per sweep (stuck: jobs found stuck in that sweep)
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from shared.log import LOG_METRIC_DEAD_LETTER, LOG_METRIC_FIELD
 from shared.metrics import DEAD_LETTERED
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def dead_letter_message(
         "message dead-lettered",
         extra={
             "fields": {
+                LOG_METRIC_FIELD: LOG_METRIC_DEAD_LETTER,
+                "source": source,
                 "reason": reason,
                 "detail": detail[:500],
                 "original_message_id": original_message_id,

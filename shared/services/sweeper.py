@@ -24,6 +24,7 @@ from google.auth.exceptions import GoogleAuthError
 
 from shared.errors import CodexCloudError, IllegalTransition, NotFound
 from shared.jobstore import DocDelete, DocWrite, Lease
+from shared.log import LOG_METRIC_FIELD, LOG_METRIC_SWEEP
 from shared.metrics import STUCK_JOBS, SWEEPER_ACTIONS
 from shared.models import JobError, JobRecord, JobStatus
 from shared.oidc import id_token_headers
@@ -234,6 +235,11 @@ def sweep(adapters: Adapters, *, now: datetime | None = None) -> SweepSummary:
 
     summary.stuck = len(stuck)
     STUCK_JOBS.set(len(stuck))
-    if stuck:
-        log.info("sweep finished", extra={"fields": {k: v for k, v in summary.as_dict().items()}})
+    # Logged on every sweep, zero included: the StuckJobs alert is a log-based metric on this
+    # line (nothing scrapes the function's Prometheus gauge), and a sweep without a line would
+    # read as missing data rather than as "no stuck jobs".
+    log.info(
+        "sweep finished",
+        extra={"fields": {LOG_METRIC_FIELD: LOG_METRIC_SWEEP, **summary.as_dict()}},
+    )
     return summary

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from shared.archives import ARCHIVE_READ_ERRORS
 from shared.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermanentError
+from shared.log import LOG_METRIC_DEAD_LETTER, LOG_METRIC_FIELD
 from shared.metrics import DEAD_LETTERED
 from shared.models import ArchiveWorkspace, Channel, JobRequest, is_safe_id
 from shared.services.common import utcnow
@@ -225,7 +226,15 @@ def handle_upload(adapters: Adapters, obj: StorageObject) -> UploadOutcome:
         DEAD_LETTERED.labels(source="upload", reason=reason).inc()
         log.warning(
             "upload rejected",
-            extra={"fields": {"object": obj.name, "reason": reason, "detail": exc.detail[:500]}},
+            extra={
+                "fields": {
+                    LOG_METRIC_FIELD: LOG_METRIC_DEAD_LETTER,
+                    "source": "upload",
+                    "object": obj.name,
+                    "reason": reason,
+                    "detail": exc.detail[:500],
+                }
+            },
         )
         return UploadOutcome("rejected", reason=reason, detail=exc.detail, error_object=error_name)
 

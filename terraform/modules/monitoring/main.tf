@@ -1,7 +1,14 @@
-# Alert policies on the Prometheus metrics the services export (shared/metrics.py, collected by
-# Managed Service for Prometheus) plus the Pub/Sub dead-letter backlog, and the dashboard from
-# monitoring/dashboards. monitoring/rules/alerts.yaml holds the same alerts as a Prometheus rule
-# file for self-managed Prometheus and for promtool checks.
+# Alert policies on the Prometheus metrics the scraped processes export (shared/metrics.py,
+# collected by Managed Service for Prometheus from the worker pods and the API's sidecar), on
+# log-based metrics for what only the Cloud Run functions observe, plus the Pub/Sub dead-letter
+# backlog, and the dashboard from monitoring/dashboards. monitoring/rules/alerts.yaml holds the
+# same alerts as a Prometheus rule file for self-managed Prometheus and for promtool checks.
+#
+# Stuck jobs and dead letters are counted by the sweeper, ingest and on-upload functions. Their
+# Prometheus collectors live in short-lived function instances that nothing scrapes, so those two
+# alerts use log-based metrics on the structured lines the same code writes (shared/log.py
+# LOG_METRIC_*: `log_metric` = "sweep" with `stuck`, `log_metric` = "dead_letter" with `source`
+# and `reason`; tests/unit/test_log_metric_lines.py pins the shape).
 locals {
   channels = concat(
     var.notification_channel_ids,
@@ -30,20 +37,64 @@ locals {
       query    = "sum(codex_worker_slots) == 0 or absent(codex_worker_slots)"
       doc      = "No worker pod reports job slots: the worker pool is down or not scraped. Check the codex-worker StatefulSet."
     }
-    stuck_jobs = {
-      name     = "StuckJobs"
-      severity = "WARNING"
-      duration = "600s"
-      query    = "max(codex_stuck_jobs) > ${var.stuck_jobs_threshold}"
-      doc      = "Jobs are past their lease or deadline for 10 minutes: the sweeper or dispatch is not keeping up."
+  }
+
+  # Functions (2nd gen) and the API run as Cloud Run services; their log entries, and so the
+  # log-based metric series, have this monitored resource type.
+  log_metric_resource = "cloud_run_revision"
+}
+
+# One point per sweep: the number of jobs that sweep found stuck (zero included).
+resource "google_logging_metric" "stuck_jobs" {
+  project     = var.project_id
+  name        = "codex_sweep_stuck_jobs"
+  description = "Jobs each sweep found past their lease, deadline or dispatch (sweeper function log lines)."
+  filter      = "jsonPayload.log_metric=\"sweep\""
+
+  value_extractor = "EXTRACT(jsonPayload.stuck)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "1"
+    display_name = "codex-cloud stuck jobs per sweep"
+  }
+
+  bucket_options {
+    explicit_buckets {
+      bounds = [0.5, 1.5, 2.5, 5.5, 10.5, 20.5, 50.5, 100.5, 200.5]
     }
-    dead_letters = {
-      name     = "DeadLetterRate"
-      severity = "WARNING"
-      duration = "0s"
-      query    = "sum by (source) (increase(codex_dead_letter_total[15m])) > ${var.dead_letter_threshold}"
-      doc      = "Inputs are being rejected permanently. Inspect the reason label and the DLQ audit subscription."
+  }
+}
+
+# One count per input rejected permanently (Pub/Sub message dead-lettered, upload rejected).
+resource "google_logging_metric" "dead_letters" {
+  project     = var.project_id
+  name        = "codex_dead_letters"
+  description = "Inputs rejected permanently and recorded with a reason (ingest and on-upload log lines)."
+  filter      = "jsonPayload.log_metric=\"dead_letter\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "codex-cloud dead-lettered inputs"
+
+    labels {
+      key         = "source"
+      value_type  = "STRING"
+      description = "Input channel: pubsub or upload."
     }
+    labels {
+      key         = "reason"
+      value_type  = "STRING"
+      description = "Why the input was rejected (error code)."
+    }
+  }
+
+  label_extractors = {
+    source = "EXTRACT(jsonPayload.source)"
+    reason = "EXTRACT(jsonPayload.reason)"
   }
 }
 
@@ -82,6 +133,80 @@ resource "google_monitoring_alert_policy" "promql" {
 
   documentation {
     content   = each.value.doc
+    mime_type = "text/markdown"
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+}
+
+# StuckJobs: the mean number of stuck jobs per sweep stays above the threshold for 10 minutes
+# (the sweeper runs every minute, so each 5-minute window holds about five sweeps).
+resource "google_monitoring_alert_policy" "stuck_jobs" {
+  project               = var.project_id
+  display_name          = "codex-cloud ${var.environment}: StuckJobs"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.channels
+  user_labels = {
+    environment = var.environment
+  }
+
+  conditions {
+    display_name = "StuckJobs"
+    condition_threshold {
+      filter          = "resource.type = \"${local.log_metric_resource}\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.stuck_jobs.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.stuck_jobs_threshold
+      duration        = "600s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_MEAN"
+        cross_series_reducer = "REDUCE_MAX"
+      }
+    }
+  }
+
+  documentation {
+    content   = "Jobs are past their lease or deadline for 10 minutes: the sweeper or dispatch is not keeping up. The sweeper's \"sweep finished\" log lines list the jobs (requeued, failed, redispatched, timed_out)."
+    mime_type = "text/markdown"
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+}
+
+# DeadLetterRate: more than the threshold of inputs rejected per source in 15 minutes.
+resource "google_monitoring_alert_policy" "dead_letters" {
+  project               = var.project_id
+  display_name          = "codex-cloud ${var.environment}: DeadLetterRate"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.channels
+  user_labels = {
+    environment = var.environment
+  }
+
+  conditions {
+    display_name = "DeadLetterRate"
+    condition_threshold {
+      filter          = "resource.type = \"${local.log_metric_resource}\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.dead_letters.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.dead_letter_threshold
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "900s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.source"]
+      }
+    }
+  }
+
+  documentation {
+    content   = "Inputs are being rejected permanently. The \"message dead-lettered\" / \"upload rejected\" log lines (jsonPayload.log_metric=\"dead_letter\") name the reason; see also the DLQ audit subscription and the uploads bucket's _errors/ reports."
     mime_type = "text/markdown"
   }
 

@@ -2,7 +2,11 @@ output "alert_policy_ids" {
   description = "Alert policy ids by logical name."
   value = merge(
     { for k, p in google_monitoring_alert_policy.promql : k => p.id },
-    { dead_letter_depth = google_monitoring_alert_policy.dead_letter_depth.id },
+    {
+      stuck_jobs        = google_monitoring_alert_policy.stuck_jobs.id
+      dead_letters      = google_monitoring_alert_policy.dead_letters.id
+      dead_letter_depth = google_monitoring_alert_policy.dead_letter_depth.id
+    },
   )
 }
 

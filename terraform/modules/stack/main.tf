@@ -59,9 +59,11 @@ locals {
       display_name  = "codex-cloud on_job_written function"
       project_roles = ["roles/datastore.user", "roles/logging.logWriter", "roles/eventarc.eventReceiver", "roles/workflows.invoker"]
     }
+    # workflows.invoker: the sweeper re-dispatches stale queued jobs through dispatch_job, which
+    # starts a workflow execution for long jobs (shared/services/dispatch.py).
     sweeper = {
       display_name  = "codex-cloud sweeper function"
-      project_roles = ["roles/datastore.user", "roles/logging.logWriter"]
+      project_roles = ["roles/datastore.user", "roles/logging.logWriter", "roles/workflows.invoker"]
     }
     worker = {
       display_name  = "codex-cloud worker (GKE Workload Identity)"
@@ -250,7 +252,13 @@ module "storage" {
     { bucket = "results", role = "roles/storage.objectViewer", member = local.member["api"] },
     { bucket = "sessions", role = "roles/storage.objectViewer", member = local.member["api"] },
     { bucket = "uploads", role = "roles/storage.objectViewer", member = local.member["on-upload"] },
-    { bucket = "results", role = "roles/storage.objectCreator", member = local.member["on-job-written"] },
+    # on-upload writes error reports as _errors/<name>.error.json in the uploads bucket and
+    # overwrites them when the same name fails again (shared/services/uploads.py): create and
+    # delete, limited to that prefix.
+    { bucket = "uploads", role = "roles/storage.objectUser", member = local.member["on-upload"], object_prefix = "_errors/" },
+    # on-job-written reads an existing result summary and replaces it when a newer upload's job
+    # finishes (shared/services/completion.py): get, create and delete.
+    { bucket = "results", role = "roles/storage.objectUser", member = local.member["on-job-written"] },
     { bucket = "uploads", role = "roles/storage.objectViewer", member = local.member["worker"] },
     { bucket = "outputs", role = "roles/storage.objectUser", member = local.member["worker"] },
     { bucket = "sessions", role = "roles/storage.objectUser", member = local.member["worker"] },

@@ -77,12 +77,28 @@ resource "google_storage_bucket" "this" {
   }
 }
 
+# A grant with object_prefix applies only to objects under that prefix (IAM condition on the
+# object name; buckets use uniform bucket-level access, which IAM conditions require). Bucket-level
+# permissions such as storage.objects.list do not match such a condition.
 resource "google_storage_bucket_iam_member" "this" {
-  for_each = { for g in var.bucket_grants : "${g.bucket}|${g.role}|${g.member}" => g }
+  # Unconditioned grants keep their original key so existing bindings are not recreated.
+  for_each = {
+    for g in var.bucket_grants :
+    g.object_prefix == null ? "${g.bucket}|${g.role}|${g.member}" : "${g.bucket}|${g.role}|${g.member}|${g.object_prefix}" => g
+  }
 
   bucket = google_storage_bucket.this[each.value.bucket].name
   role   = each.value.role
   member = each.value.member
+
+  dynamic "condition" {
+    for_each = each.value.object_prefix == null ? [] : [each.value.object_prefix]
+    content {
+      title       = "objects under ${condition.value}"
+      description = "Only objects whose name starts with ${condition.value}."
+      expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.this[each.value.bucket].name}/objects/${condition.value}\")"
+    }
+  }
 }
 
 # Source archives for the first function deployment (Cloud Build redeploys from the repository).

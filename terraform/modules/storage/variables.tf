@@ -47,16 +47,22 @@ variable "access_log_days" {
 }
 
 variable "bucket_grants" {
-  description = "Per-bucket IAM grants: topology key, role, member."
+  description = "Per-bucket IAM grants: topology key, role, member, and optionally an object name prefix the grant is limited to (IAM condition)."
   type = list(object({
-    bucket = string
-    role   = string
-    member = string
+    bucket        = string
+    role          = string
+    member        = string
+    object_prefix = optional(string)
   }))
   default = []
 
   validation {
     condition     = alltrue([for g in var.bucket_grants : !contains(["allUsers", "allAuthenticatedUsers"], g.member)])
     error_message = "Buckets are never public."
+  }
+
+  validation {
+    condition     = alltrue([for g in var.bucket_grants : g.object_prefix == null ? true : can(regex("^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/$", g.object_prefix))])
+    error_message = "object_prefix must be a relative object name prefix ending with '/' (no quotes)."
   }
 }
