@@ -118,7 +118,11 @@ class _FailingGauge:
 
 def _session(socket: _Socket, gauge: _FailingGauge | None = None) -> _Session:
     settings = SimpleNamespace(stream_heartbeat_s=60.0, max_active_jobs_per_tenant=5)
-    services = SimpleNamespace(settings=settings, writer=None, jobs=None, active_jobs=gauge)
+    # The stream's key is still in force: these tests are about what a turn does next.
+    auth = SimpleNamespace(key_in_force=lambda key_id: True)
+    services = SimpleNamespace(
+        settings=settings, writer=None, jobs=None, active_jobs=gauge, auth=auth
+    )
     claims = StreamClaims("s1", "acme", "k1", ("write",), 0)
     return _Session(cast(Any, socket), cast(Any, services), claims, "s1")
 
