@@ -3,11 +3,13 @@
 Counting a tenant's queued/dispatched/running jobs is an aggregation query whose cost grows
 with the tenant's jobs; running it on every `POST /v2/exec` made it the dominant cost of a
 submission. The gauge keeps each tenant's last count and the submissions this process accepted
-since. Far from the cap it admits on that estimate and, once it is stale, recounts in the
-background, so no submission waits for a count; close enough to the cap that the answer could
-change, it counts before admitting. A refusal is always based on a count that started after
-the request arrived, so a tenant whose jobs just finished is never refused on old figures; a
-burst at the cap shares such counts instead of making one each.
+since, and it knows which of its admissions are still being written (`release` is called when a
+create is done): a count cannot see those, so they are added to every new figure instead of
+vanishing from it. Far from the cap it admits on that estimate and, once it is stale, recounts
+in the background, so no submission waits for a count; close enough to the cap that the answer
+could change, it counts before admitting. A refusal is always based on a count that started
+after the request arrived, so a tenant whose jobs just finished is never refused on old
+figures; a burst at the cap shares such counts instead of making one each.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class ActiveJobGauge:
         self._max_age_s = max_age_s
         self._clock = clock
         self._estimates: dict[str, _Estimate] = {}
+        # Admitted here, create not yet done: invisible to a count that starts now.
+        self._in_flight: dict[str, int] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._refreshing: set[str] = set()
         self._guard = threading.Lock()
@@ -94,6 +98,7 @@ class ActiveJobGauge:
             if estimate.value + 1 > limit - margin:
                 return False
             estimate.accepted_since += 1
+            self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
             return True
 
     @staticmethod
@@ -118,12 +123,17 @@ class ActiveJobGauge:
             if self._admitted_on_fresh_count(tenant, limit, margin, arrived):
                 return
             now = self._clock()
-            active = self._count(tenant)
             with self._guard:
+                writing = self._in_flight.get(tenant, 0)
+            counted = self._count(tenant)
+            with self._guard:
+                # Creates under way when the count began may be missing from it: add them.
+                active = counted + writing
                 if active >= limit:
-                    self._estimates[tenant] = _Estimate(active, now)
+                    self._estimates[tenant] = _Estimate(counted, now, accepted_since=writing)
                     raise self._refusal(active, limit)
-                self._estimates[tenant] = _Estimate(active, now, accepted_since=1)
+                self._estimates[tenant] = _Estimate(counted, now, accepted_since=writing + 1)
+                self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
 
     def try_admit(self, tenant: str, limit: int) -> bool:
         """Admit on the estimate when it is far from the cap, without blocking.
@@ -139,6 +149,7 @@ class ActiveJobGauge:
             if self._max_age_s <= 0 or estimate is None or estimate.value + 1 > limit - margin:
                 return False
             estimate.accepted_since += 1
+            self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
             stale = self._clock() - estimate.at >= self._max_age_s
             if not stale or tenant in self._refreshing:
                 return True
@@ -149,8 +160,20 @@ class ActiveJobGauge:
         self._background.submit(self._refresh, tenant)
         return True
 
+    def release(self, tenant: str) -> None:
+        """An admitted submission's create is done (written or failed): from now on a count
+        sees it, or there is nothing to see."""
+        with self._guard:
+            left = self._in_flight.get(tenant, 0) - 1
+            if left > 0:
+                self._in_flight[tenant] = left
+            else:
+                self._in_flight.pop(tenant, None)
+
     def _refresh(self, tenant: str) -> None:
         started = self._clock()
+        with self._guard:
+            writing = self._in_flight.get(tenant, 0)
         active: int | None = None
         try:
             active = self._count(tenant)
@@ -163,7 +186,7 @@ class ActiveJobGauge:
             with self._guard:
                 self._refreshing.discard(tenant)
                 if active is not None:
-                    self._estimates[tenant] = _Estimate(active, started)
+                    self._estimates[tenant] = _Estimate(active, started, accepted_since=writing)
 
     def _lock(self, tenant: str) -> threading.Lock:
         with self._guard:

@@ -109,29 +109,33 @@ async def submit_job(
         # Starlette's thread pool, not the loop's small default one: a burst waiting here on
         # one tenant's count must not starve other blocking work.
         await run_in_threadpool(active_jobs.admit, caller.tenant, max_active_jobs)
-    generated: str | None = None
-    secret: str | None = None
-    if request.webhook is not None:
-        secret = request.webhook.secret
-        if secret is None:
-            secret = generated = secrets.token_urlsafe(32)
-        # The secret lives in its own field only; the stored request never repeats it.
-        request = request.model_copy(
-            update={"webhook": request.webhook.model_copy(update={"secret": None})}
+    try:
+        generated: str | None = None
+        secret: str | None = None
+        if request.webhook is not None:
+            secret = request.webhook.secret
+            if secret is None:
+                secret = generated = secrets.token_urlsafe(32)
+            # The secret lives in its own field only; the stored request never repeats it.
+            request = request.model_copy(
+                update={"webhook": request.webhook.model_copy(update={"secret": None})}
+            )
+        source = {"key_id": caller.key_id}
+        if caller.trace_id:
+            source["trace_id"] = caller.trace_id
+        new = store.prepare_job(
+            request,
+            tenant=caller.tenant,
+            channel=Channel.HTTP,
+            idempotency_key=key,
+            source=source,
+            webhook_secret=secret,
+            route="workflows" if request.is_long(settings.long_job_threshold_ms) else "tasks",
         )
-    source = {"key_id": caller.key_id}
-    if caller.trace_id:
-        source["trace_id"] = caller.trace_id
-    new = store.prepare_job(
-        request,
-        tenant=caller.tenant,
-        channel=Channel.HTTP,
-        idempotency_key=key,
-        source=source,
-        webhook_secret=secret,
-        route="workflows" if request.is_long(settings.long_job_threshold_ms) else "tasks",
-    )
-    outcome = await writer.create(new)
+        outcome = await writer.create(new)
+    finally:
+        # Written (a count sees it now) or failed: either way no longer in flight.
+        active_jobs.release(caller.tenant)
     if outcome.created:
         metrics.JOBS_SUBMITTED.labels(Channel.HTTP.value, request.priority.value).inc()
     return Submission(outcome.job, outcome.created, generated if outcome.created else None)

@@ -42,6 +42,7 @@ def test_near_the_cap_every_submission_counts_and_the_cap_holds() -> None:
     for _ in range(10):
         gauge.admit("acme", limit=10)
         t.active += 1  # each admitted submission becomes an active job
+        gauge.release("acme")  # its create is done: counts see it from now on
     with pytest.raises(TooManyActiveJobs) as refused:
         gauge.admit("acme", limit=10)
     assert refused.value.extra == {"limit": 10, "active_jobs": 10}
@@ -175,3 +176,24 @@ def test_a_burst_at_the_cap_is_refused_on_shared_counts() -> None:
     assert all(getattr(exc, "extra", None) == {"limit": 10, "active_jobs": 10} for exc in refused)
     # The first count may have begun before the last arrivals; they share a second one.
     assert t.counts <= 2
+
+
+def test_admissions_still_being_written_are_not_lost_by_a_recount() -> None:
+    # A burst whose creates have not landed yet: every count still reads zero.
+    t = Tenant(active=0)
+    gauge = t.gauge(max_age_s=0.5)
+    admitted = 0
+    with pytest.raises(TooManyActiveJobs):
+        for _ in range(50):
+            gauge.admit("acme", limit=10)
+            admitted += 1
+            t.now += 1.0  # every figure goes stale: recounts replace the estimate
+    assert admitted == 10
+    assert t.counts > 1
+    # The creates are done (one failed): counts see the nine that landed.
+    t.active = 9
+    for _ in range(10):
+        gauge.release("acme")
+    gauge.admit("acme", limit=10)
+    with pytest.raises(TooManyActiveJobs):
+        gauge.admit("acme", limit=10)
