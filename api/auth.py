@@ -18,6 +18,8 @@ from shared.errors import Forbidden, RateLimited, Unauthorized
 from shared.ratelimit import Decision, RateLimiter
 
 GATEWAY_USERINFO_HEADER = "x-apigateway-api-userinfo"
+# Entries of the verified-key cache (digest → key or None for an unknown key).
+MAX_CACHED_KEYS = 50_000
 # The key id of a principal the gateway identified (no stored key behind it).
 GATEWAY_KEY_PREFIX = "gw:"
 _SCOPE_SPLIT = re.compile(r"[/.:]")
@@ -66,15 +68,24 @@ class KeyCache:
             entry = self._entries.get(digest)
             if entry is None or entry[0] < self._clock():
                 return False, None
+            # Least recently used goes first when the cache is full (see `put`).
+            del self._entries[digest]
+            self._entries[digest] = entry
             return True, entry[1]
 
     def put(self, digest: str, key: ApiKey | None) -> None:
         if self._ttl <= 0:
             return
         with self._lock:
-            if len(self._entries) > 50_000:
-                self._entries.clear()
-            self._entries[digest] = (self._clock() + self._ttl, key)
+            now = self._clock()
+            if len(self._entries) >= MAX_CACHED_KEYS:
+                # Drop what expired, then the least recently used: a flood of made-up keys must
+                # not flush the keys real callers keep using (clearing everything did).
+                self._entries = {d: e for d, e in self._entries.items() if e[0] >= now}
+                while len(self._entries) >= MAX_CACHED_KEYS:
+                    del self._entries[next(iter(self._entries))]
+            self._entries.pop(digest, None)  # re-inserted last: the newest
+            self._entries[digest] = (now + self._ttl, key)
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+import api.auth as auth_module
 from api.auth import (
     Authenticator,
     KeyCache,
@@ -183,3 +184,16 @@ def test_a_burst_with_an_uncached_key_makes_one_lookup() -> None:
         thread.join(5)
     assert tenants == ["acme"] * 8
     assert lookups == [KEY]
+
+
+def test_a_flood_of_unknown_keys_does_not_flush_the_keys_in_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth_module, "MAX_CACHED_KEYS", 100)
+    cache = KeyCache(60)
+    real = _key()
+    cache.put("real", real)
+    for n in range(1_000):
+        cache.put(f"made-up-{n}", None)  # each a miss: looked up once, cached as unknown
+        if n % 10 == 0:
+            assert cache.get("real") == (True, real)  # the caller's key stays cached
