@@ -141,47 +141,42 @@ resource "google_monitoring_alert_policy" "promql" {
   }
 }
 
-# StuckJobs: the mean number of stuck jobs per sweep stays above the threshold for 10 minutes
-# (the sweeper runs every minute, so each 5-minute window holds about five sweeps).
-resource "google_monitoring_alert_policy" "stuck_jobs" {
-  project               = var.project_id
-  display_name          = "codex-cloud ${var.environment}: StuckJobs"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-  user_labels = {
-    environment = var.environment
-  }
-
-  conditions {
-    display_name = "StuckJobs"
-    condition_threshold {
-      filter          = "resource.type = \"${local.log_metric_resource}\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.stuck_jobs.name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.stuck_jobs_threshold
-      duration        = "600s"
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_MEAN"
-        cross_series_reducer = "REDUCE_MAX"
-      }
+# Alerts on the log-based metrics above. StuckJobs: the mean number of stuck jobs per sweep
+# stays above the threshold for 10 minutes (the sweeper runs every minute, so each 5-minute
+# window holds about five sweeps). DeadLetterRate: more than the threshold of inputs rejected
+# per source in 15 minutes.
+locals {
+  log_metric_alerts = {
+    stuck_jobs = {
+      name      = "StuckJobs"
+      metric    = google_logging_metric.stuck_jobs.name
+      threshold = var.stuck_jobs_threshold
+      duration  = "600s"
+      period    = "300s"
+      aligner   = "ALIGN_MEAN"
+      reducer   = "REDUCE_MAX"
+      group_by  = []
+      doc       = "Jobs are past their lease or deadline for 10 minutes: the sweeper or dispatch is not keeping up. The sweeper's \"sweep finished\" log lines list the jobs (requeued, failed, redispatched, timed_out, cancelled)."
     }
-  }
-
-  documentation {
-    content   = "Jobs are past their lease or deadline for 10 minutes: the sweeper or dispatch is not keeping up. The sweeper's \"sweep finished\" log lines list the jobs (requeued, failed, redispatched, timed_out)."
-    mime_type = "text/markdown"
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
+    dead_letters = {
+      name      = "DeadLetterRate"
+      metric    = google_logging_metric.dead_letters.name
+      threshold = var.dead_letter_threshold
+      duration  = "0s"
+      period    = "900s"
+      aligner   = "ALIGN_SUM"
+      reducer   = "REDUCE_SUM"
+      group_by  = ["metric.label.source"]
+      doc       = "Inputs are being rejected permanently. The \"message dead-lettered\" / \"upload rejected\" log lines (jsonPayload.log_metric=\"dead_letter\") name the reason; see also the DLQ audit subscription and the uploads bucket's _errors/ reports."
+    }
   }
 }
 
-# DeadLetterRate: more than the threshold of inputs rejected per source in 15 minutes.
-resource "google_monitoring_alert_policy" "dead_letters" {
+resource "google_monitoring_alert_policy" "log_metric" {
+  for_each = local.log_metric_alerts
+
   project               = var.project_id
-  display_name          = "codex-cloud ${var.environment}: DeadLetterRate"
+  display_name          = "codex-cloud ${var.environment}: ${each.value.name}"
   combiner              = "OR"
   severity              = "WARNING"
   notification_channels = local.channels
@@ -190,23 +185,23 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   }
 
   conditions {
-    display_name = "DeadLetterRate"
+    display_name = each.value.name
     condition_threshold {
-      filter          = "resource.type = \"${local.log_metric_resource}\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.dead_letters.name}\""
+      filter          = "resource.type = \"${local.log_metric_resource}\" AND metric.type = \"logging.googleapis.com/user/${each.value.metric}\""
       comparison      = "COMPARISON_GT"
-      threshold_value = var.dead_letter_threshold
-      duration        = "0s"
+      threshold_value = each.value.threshold
+      duration        = each.value.duration
       aggregations {
-        alignment_period     = "900s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.source"]
+        alignment_period     = each.value.period
+        per_series_aligner   = each.value.aligner
+        cross_series_reducer = each.value.reducer
+        group_by_fields      = each.value.group_by
       }
     }
   }
 
   documentation {
-    content   = "Inputs are being rejected permanently. The \"message dead-lettered\" / \"upload rejected\" log lines (jsonPayload.log_metric=\"dead_letter\") name the reason; see also the DLQ audit subscription and the uploads bucket's _errors/ reports."
+    content   = each.value.doc
     mime_type = "text/markdown"
   }
 

@@ -3,8 +3,8 @@ output "alert_policy_ids" {
   value = merge(
     { for k, p in google_monitoring_alert_policy.promql : k => p.id },
     {
-      stuck_jobs        = google_monitoring_alert_policy.stuck_jobs.id
-      dead_letters      = google_monitoring_alert_policy.dead_letters.id
+      stuck_jobs        = google_monitoring_alert_policy.log_metric["stuck_jobs"].id
+      dead_letters      = google_monitoring_alert_policy.log_metric["dead_letters"].id
       dead_letter_depth = google_monitoring_alert_policy.dead_letter_depth.id
     },
   )
