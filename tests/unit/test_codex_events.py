@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from worker.codex.events import bounded_record, heartbeat, invalid_line, map_event
+from worker.codex.process import _structured
 
 pytestmark = pytest.mark.unit
 
@@ -100,3 +101,23 @@ def test_stored_records_keep_small_ones_whole_and_bound_large_ones() -> None:
     assert stub["type"] == "item.updated"
     assert stub["truncated"] is True
     assert len(json.dumps(stub)) < 300
+
+
+def test_a_record_nested_too_deeply_to_walk_is_stored_as_a_stub() -> None:
+    deep: dict[str, Any] = {}
+    inner = deep
+    for _ in range(5_000):
+        inner["x"] = {}
+        inner = inner["x"]
+    stub = bounded_record({"type": "item.completed", "item": deep})
+    assert stub["type"] == "item.completed"
+    assert stub["truncated"] is True
+
+
+def test_a_final_message_nested_too_deeply_is_a_structured_output_error() -> None:
+    schema = {"type": "array"}
+    value, error = _structured("[" * 100_000 + "]" * 100_000, schema)
+    assert value is None
+    assert error == "final message is JSON nested too deeply"
+    value, error = _structured("[[1]]", schema)
+    assert (value, error) == ([[1]], None)

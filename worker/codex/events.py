@@ -41,10 +41,12 @@ def _clip(text: Any, limit: int = _TEXT_LIMIT) -> str:
 
 def bounded_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """`record` as stored with its event: long strings clipped, an oversized record stubbed."""
-    clipped = _clip_strings(record)
-    assert isinstance(clipped, dict)
-    if len(json.dumps(clipped, default=str)) <= RAW_RECORD_MAX_BYTES:
-        return clipped
+    try:
+        clipped = {k: _clip_strings(v) for k, v in record.items()}
+        if len(json.dumps(clipped, default=str)) <= RAW_RECORD_MAX_BYTES:
+            return clipped
+    except RecursionError:
+        pass  # nested deeper than the walk can follow: stubbed like an oversized record
     return {
         "type": record.get("type"),
         "truncated": True,
@@ -53,7 +55,7 @@ def bounded_record(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _clip_strings(value: Any) -> Any:
-    # Codex records are a few levels deep; the runner's line-size cap bounds the recursion.
+    # Codex records are a few levels deep; a pathological one ends in RecursionError.
     if isinstance(value, str):
         return _clip(value, RAW_STRING_LIMIT)
     if isinstance(value, Mapping):

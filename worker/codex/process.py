@@ -207,7 +207,7 @@ async def _pump_stdout(
             continue
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deeply is just another bad line
             parsed = None
         record = parsed if isinstance(parsed, dict) else invalid_line(text)
         if isinstance(parsed, dict):
@@ -418,8 +418,13 @@ def _structured(final: str | None, schema: Mapping[str, Any]) -> tuple[Any, str 
         value = json.loads(final)
     except ValueError as exc:
         return None, f"final message is not JSON: {exc}"
+    except RecursionError:
+        return None, "final message is JSON nested too deeply"
     validator_cls = jsonschema.validators.validator_for(schema)
-    errors = sorted(validator_cls(schema).iter_errors(value), key=lambda e: list(e.path))
+    try:
+        errors = sorted(validator_cls(schema).iter_errors(value), key=lambda e: list(e.path))
+    except RecursionError:
+        return None, "final message is nested too deeply to check against the output schema"
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "<root>"
