@@ -39,12 +39,17 @@ class TooManyActiveJobs(RateLimited):
     title = "Too many active jobs"
 
 
-def count_active_jobs(client: firestore.Client, settings: Settings, tenant: str) -> int:
-    """Non-terminal jobs of a tenant (an aggregation query: no documents are transferred)."""
+def count_active_jobs(
+    client: firestore.Client, settings: Settings, tenant: str, *, up_to: int
+) -> int:
+    """Non-terminal jobs of a tenant, counted up to `up_to` (an aggregation query: no
+    documents are transferred). Whether the tenant is at the cap is all the answer has to
+    say, so a tenant far past it (a lowered cap) costs no more to count than one at it."""
     query = (
         client.collection(settings.topology.firestore.jobs_collection)
         .where(filter=firestore.FieldFilter("tenant", "==", tenant))
         .where(filter=firestore.FieldFilter("status", "in", [s.value for s in ACTIVE_STATUSES]))
+        .limit(up_to)
     )
     counter: Any = query.count(alias="n")
     result = JobStore._call(lambda: counter.get())

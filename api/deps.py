@@ -58,7 +58,11 @@ class Services:
             settings=settings,
             adapters=adapters,
             jobs=adapters.jobs,
-            writer=AsyncJobWriter(adapters.firestore_async, adapters.jobs),
+            writer=AsyncJobWriter(
+                adapters.firestore_async,
+                adapters.jobs,
+                commit_concurrency=settings.submit_commit_concurrency,
+            ),
             limiter=limiter,
             auth=auth,
             listeners=Listeners(adapters.firestore, settings),
@@ -66,7 +70,9 @@ class Services:
             # Its own client: the socket timeout must outlast the fan-out's 1 s wait for replies.
             fanout=AdminFanout(make_async_redis(settings, socket_timeout=2.0), connections),
             active_jobs=ActiveJobGauge(
-                lambda tenant: count_active_jobs(adapters.firestore, settings, tenant),
+                lambda tenant: count_active_jobs(
+                    adapters.firestore, settings, tenant, up_to=settings.max_active_jobs_per_tenant
+                ),
                 max_age_s=settings.active_jobs_recount_s,
             ),
         )

@@ -23,6 +23,9 @@ class ApiSettings(Settings):
     # How old this process's count of a tenant's active jobs may be while the tenant is well
     # under the cap (0 counts on every submission). Near the cap it always counts afresh.
     active_jobs_recount_s: float = Field(default=1.0, ge=0)
+    # Job creates one process sends at once; submissions that arrive while that many are
+    # under way share the next commit (group commit, decision 0205). 1 batches the most.
+    submit_commit_concurrency: int = Field(default=4, ge=1, le=256)
     # Request bodies above this size are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     # A sync request waits for the job's timeout plus this margin, capped by sync_max_wait_s,

@@ -17,6 +17,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_batch import BaseBatch
 from google.cloud.firestore_v1.base_document import BaseDocumentReference
 from google.cloud.firestore_v1.types import common, document, write
@@ -94,15 +95,20 @@ def create_write(document_path: str, fields: Mapping[str, Any]) -> write.Write:
     return wrapped
 
 
+def create_writes(document_path: str, fields: Mapping[str, Any]) -> list[write.Write]:
+    """The writes of `batch.create` for `document_path`: encoded directly when every value
+    allows it, else by the library (sentinels, transforms)."""
+    try:
+        return [create_write(document_path, fields)]
+    except NotEncodable:
+        writes: list[write.Write] = _helpers.pbs_for_create(document_path, dict(fields))
+        return writes
+
+
 def add_create(
     batch: BaseBatch, reference: BaseDocumentReference, fields: Mapping[str, Any]
 ) -> None:
-    """`batch.create(reference, fields)`, encoded directly when every value allows it."""
+    """`batch.create(reference, fields)`, with the writes of `create_writes`."""
     path = reference._document_path
-    try:
-        created = create_write(path, fields)
-    except NotEncodable:
-        batch.create(reference, dict(fields))
-        return
     batch._document_references[path] = reference
-    batch._add_write_pbs([created])
+    batch._add_write_pbs(create_writes(path, fields))
