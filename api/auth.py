@@ -16,6 +16,7 @@ from typing import Any
 from shared.apikeys import KEY_PREFIX, ApiKey, Scope, find_key, find_key_by_id, hash_key
 from shared.errors import Forbidden, RateLimited, Unauthorized
 from shared.ratelimit import Decision, RateLimiter
+from shared.tokens import StreamClaims
 
 GATEWAY_USERINFO_HEADER = "x-apigateway-api-userinfo"
 # Entries of the verified-key cache (digest → key or None for an unknown key).
@@ -211,19 +212,31 @@ class Authenticator:
         hit, key = self._cache.get(hash_key(plaintext))
         return self._principal(key) if hit else None
 
-    def key_in_force(self, key_id: str) -> bool:
-        """Whether the key a stream token was issued for may still act: a WebSocket outlives
-        its opening check, and its prompts must stop once the key is revoked (within the key
-        cache's lifetime, as for every other request). Gateway identities have no stored key.
-        May block on a lookup (call from a worker thread)."""
-        if self._lookup_id is None or key_id.startswith(GATEWAY_KEY_PREFIX):
-            return True
-        entry = f"id:{key_id}"  # its own namespace in the digest-keyed cache
+    def stream_principal(self, claims: StreamClaims) -> Principal | None:
+        """Who may act on a WebSocket opened with `claims` now, or None once its key is gone.
+
+        A socket outlives its opening check: its prompts must stop once the key is revoked
+        (within the key cache's lifetime, as for every other request) and follow the key's
+        current scopes and limit. A gateway identity has no stored key: the token's own claims
+        (signed when it was issued) stand for it. May block on a lookup (call from a thread).
+        """
+        if self._lookup_id is None or claims.key_id.startswith(GATEWAY_KEY_PREFIX):
+            return Principal(
+                key_id=claims.key_id,
+                tenant=claims.tenant,
+                tier="STANDARD",
+                scopes=frozenset(claims.scopes),
+                rate_limit_per_minute=claims.rate_limit_per_minute or self._tier_limit("STANDARD"),
+                via="gateway",
+            )
+        entry = f"id:{claims.key_id}"  # its own namespace in the digest-keyed cache
         hit, key = self._cache.get(entry)
         if not hit:
-            key = self._lookup_id(key_id)
+            key = self._lookup_id(claims.key_id)
             self._cache.put(entry, key)
-        return key is not None and key.active
+        if key is None or not key.active or key.tenant != claims.tenant:
+            return None
+        return principal_from_key(key, self._tier_limit)
 
     def _principal(self, key: ApiKey | None) -> Principal:
         if key is None or not key.active:

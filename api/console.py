@@ -51,6 +51,7 @@ def events_token(job_id: JobId, principal: Reader, services: ServicesDep) -> dic
         scopes=tuple(sorted(principal.scopes)),
         ttl_s=ttl,
         job_id=job_id,
+        rate_limit_per_minute=principal.rate_limit_per_minute,
     )
     expires = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) + ttl, UTC)
     return {

@@ -94,11 +94,12 @@ class AdminFanout:
     # ---- asking --------------------------------------------------------------------------
 
     async def broadcast(
-        self, target: str, value: str | None, message: dict[str, Any]
+        self, target: str, value: str | None, message: dict[str, Any], tenant: str | None = None
     ) -> tuple[int, Answers]:
-        """Deliver `message` to matching connections on every instance; (delivered, answers)."""
+        """Deliver `message` to matching connections on every instance; (delivered, answers).
+        `tenant` narrows the target (see `ConnectionRegistry.matching`)."""
         answers = await self._ask(
-            "broadcast", {"target": target, "value": value, "message": message}
+            "broadcast", {"target": target, "value": value, "message": message, "tenant": tenant}
         )
         return sum(int(n) for n in answers.replies), answers
 
@@ -211,7 +212,7 @@ class AdminFanout:
 
     async def _broadcast_here(self, request: dict[str, Any]) -> int:
         return await self._registry.broadcast(
-            request["target"], request.get("value"), request["message"]
+            request["target"], request.get("value"), request["message"], request.get("tenant")
         )
 
     async def _connections_here(self, _request: dict[str, Any]) -> list[dict[str, Any]]:

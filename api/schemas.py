@@ -150,7 +150,13 @@ class BroadcastRequest(BaseModel):
 
     target: BroadcastTarget = BroadcastTarget.ALL
     session_id: str | None = Field(default=None, min_length=1, max_length=128)
-    tenant: str | None = Field(default=None, min_length=1, max_length=128)
+    tenant: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Required for target tenant; with target session, only that tenant's "
+        "session is reached (session ids are chosen by clients, so tenants may share one).",
+    )
     message_type: MessageType = MessageType.PROGRESS
     data: dict[str, Any] = Field(default_factory=dict)
 

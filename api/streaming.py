@@ -122,16 +122,22 @@ class ConnectionRegistry:
     def all(self) -> list[Connection]:
         return list(self._connections.values())
 
-    def matching(self, target: str, value: str | None) -> list[Connection]:
-        conns = self.all()
+    def matching(
+        self, target: str, value: str | None, tenant: str | None = None
+    ) -> list[Connection]:
+        """Connections a broadcast reaches; `tenant`, when given, narrows any target (a
+        session id is the client's choice, so two tenants may both have one)."""
+        conns = [c for c in self.all() if tenant is None or c.tenant == tenant]
         if target == "session":
             return [c for c in conns if c.session_id == value]
         if target == "tenant":
             return [c for c in conns if c.tenant == value]
         return conns
 
-    async def broadcast(self, target: str, value: str | None, message: dict[str, Any]) -> int:
-        targets = self.matching(target, value)
+    async def broadcast(
+        self, target: str, value: str | None, message: dict[str, Any], tenant: str | None = None
+    ) -> int:
+        targets = self.matching(target, value, tenant)
 
         async def deliver(conn: Connection) -> bool:
             try:

@@ -29,6 +29,9 @@ class StreamClaims:
     expires_at: int
     # The job a stream-mode submission created, streamed as soon as the client connects.
     job_id: str | None = None
+    # The caller's requests per minute when the token was issued: the limit a WebSocket's
+    # prompts are held to when the identity has no stored key to look up (a gateway caller).
+    rate_limit_per_minute: int | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -52,6 +55,7 @@ def sign_stream_token(
     scopes: tuple[str, ...] = ("read", "write"),
     ttl_s: int = DEFAULT_TTL_S,
     job_id: str | None = None,
+    rate_limit_per_minute: int | None = None,
     now: float | None = None,
 ) -> str:
     issued = int(now if now is not None else time.time())
@@ -65,6 +69,8 @@ def sign_stream_token(
     }
     if job_id:
         claims["jid"] = job_id
+    if rate_limit_per_minute is not None:
+        claims["rpm"] = rate_limit_per_minute
     payload = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode()
     return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
 
@@ -97,6 +103,7 @@ def verify_stream_token(
             scopes=tuple(str(s) for s in claims.get("scp", [])),
             expires_at=int(claims["exp"]),
             job_id=str(claims["jid"]) if claims.get("jid") else None,
+            rate_limit_per_minute=int(claims["rpm"]) if "rpm" in claims else None,
         )
     except (ValueError, KeyError, TypeError):
         raise invalid from None

@@ -108,6 +108,7 @@ async def _execute(
             scopes=tuple(sorted(principal.scopes)),
             ttl_s=settings.stream_token_ttl_s,
             job_id=job.job_id,
+            rate_limit_per_minute=principal.rate_limit_per_minute,
         )
         content: dict[str, Any] = {
             "session_id": job.session_id,

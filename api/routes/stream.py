@@ -2,7 +2,8 @@
 
 Client → server frames:
 - `{"prompt": "...", "stream_type": "interactive|progress|full", ...JobRequest fields}` runs one
-  turn of the session (a job with this session id); prompts run one after another.
+  turn of the session (a job with this session id); prompts run one after another. Each is a
+  submission: the key's write scope and rate limit apply as to `POST /v2/exec`.
 - `{"type": "ping"}` → `{"type": "pong", ...}` (answered at once, even while a job runs).
 - `{"type": "cancel"}` cancels the job currently running for this connection.
 Any other frame (not JSON, binary, unknown type) gets an `error` message; the session stays open.
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Awaitable
 from typing import Any
 
@@ -36,7 +38,8 @@ from api.streaming import (
     wanted,
 )
 from api.watch import is_final_event, stored_events
-from shared.errors import CodexCloudError, RetryableError, Unauthorized
+from shared.apikeys import Scope
+from shared.errors import CodexCloudError, RateLimited, RetryableError, Unauthorized
 from shared.log import log_context
 from shared.models import JobRecord, JobRequest, MessageType, Mode
 from shared.tokens import StreamClaims, verify_stream_token
@@ -142,6 +145,8 @@ class _Session:
                 data["message"] = UNAVAILABLE_DETAIL
             if exc.extra.get("errors"):
                 data["errors"] = exc.extra["errors"]
+            if isinstance(exc, RateLimited):
+                data["retry_after_s"] = math.ceil(exc.retry_after_s)
             await self.notify(MessageType.ERROR, data)
         except Exception:
             log.exception("stream turn failed")
@@ -181,11 +186,17 @@ class _Session:
         except ValueError as exc:
             await self.notify(MessageType.ERROR, {"code": "validation-error", "message": str(exc)})
             return
-        if not await run_in_threadpool(self.services.auth.key_in_force, self.claims.key_id):
+        auth = self.services.auth
+        principal = await run_in_threadpool(auth.stream_principal, self.claims)
+        if principal is None:
             # The socket outlived its key: no more jobs on it, and the session ends.
             await self.notify(MessageType.ERROR, {"code": "unauthorized", "message": _REVOKED})
             await self.ws.close(code=1008)
             return
+        # A prompt is a submission: the same scope and the same per-key limit as POST
+        # /v2/exec (a refusal becomes an error frame in `guarded`; the session goes on).
+        auth.authorize(principal, Scope.WRITE)
+        await auth.throttle(principal)
         settings = self.services.settings
         # A refusal (CodexCloudError) becomes an error frame in `guarded`.
         submission = await service.submit_job(
@@ -257,7 +268,7 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
     except ValueError:
         await websocket.close(code=1008)
         return
-    if not await run_in_threadpool(services.auth.key_in_force, claims.key_id):
+    if await run_in_threadpool(services.auth.stream_principal, claims) is None:
         await _deny(websocket, Unauthorized(_REVOKED))
         return
     await websocket.accept()
@@ -328,7 +339,11 @@ async def broadcast(
     message = server_message(
         "", body.message_type, body.data, broadcast=True, sender=principal.key_id
     )
-    delivered, answers = await services.fanout.broadcast(body.target.value, value, message)
+    # A tenant given with a session target narrows it to that tenant's session.
+    narrow = body.tenant if body.target is BroadcastTarget.SESSION else None
+    delivered, answers = await services.fanout.broadcast(
+        body.target.value, value, message, tenant=narrow
+    )
     return {
         "target": body.target.value,
         "delivered": delivered,

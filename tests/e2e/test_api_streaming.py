@@ -248,6 +248,44 @@ def test_a_revoked_key_can_neither_open_a_stream_nor_start_turns_on_an_open_one(
     assert {j.job_id for j in jobs} == {opened["job_id"], spare["job_id"]}
 
 
+def test_websocket_prompts_count_against_the_keys_rate_limit(api: ApiEnv) -> None:
+    key, tenant = api.key(rate_limit=2)
+    with api.client(key) as c:
+        stream = _submit(c, mode="stream")  # the first of two requests this minute
+    with connect(stream["websocket_url"], open_timeout=5) as ws:
+        ws.send(json.dumps({"type": "cancel"}))  # end the opening turn: prompts run in order
+        _recv_until(ws, _is_final)
+        ws.send(json.dumps({"prompt": "the second request"}))
+        _recv_until(ws, lambda m: m.get("data", {}).get("status") == "queued")
+        ws.send(json.dumps({"type": "cancel"}))
+        _recv_until(ws, _is_final)
+        # Regression: prompts on an open socket were never counted, so one stream token
+        # let a key submit without limit.
+        ws.send(json.dumps({"prompt": "one too many"}))
+        error = _recv_until(ws, lambda m: m.get("message_type") == "error")[-1]
+        assert error["data"]["code"] == "rate-limited"
+        assert error["data"]["retry_after_s"] >= 1
+        ws.send(json.dumps({"type": "ping"}))  # the session stays open
+        assert _recv_until(ws, lambda m: m.get("type") == "pong")[-1]["type"] == "pong"
+    assert len(api.store.list_jobs(tenant, limit=50).jobs) == 2
+
+
+def test_a_gateway_stream_needs_the_write_scope_to_prompt(api: ApiEnv) -> None:
+    tenant = "t-gateway"
+    token = sign_stream_token(
+        api.settings.token_signing_key.get_secret_value(),
+        session_id="sess-gw",
+        tenant=tenant,
+        key_id="gw:reader@example.com",
+        scopes=("read",),
+    )
+    with connect(_ws_url(api, "sess-gw", token), open_timeout=5) as ws:
+        ws.send(json.dumps({"prompt": "write something"}))
+        error = _recv_until(ws, lambda m: m.get("message_type") == "error")[-1]
+        assert error["data"]["code"] == "forbidden"
+    assert api.store.list_jobs(tenant, limit=5).jobs == []
+
+
 def test_websocket_session_streams_turns_and_answers_pings(api: ApiEnv) -> None:
     key, tenant = api.key()
     with api.client(key) as c:

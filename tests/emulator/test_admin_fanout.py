@@ -15,14 +15,16 @@ from shared.adapters.redis import make_async_redis
 from shared.settings import Settings
 
 
-def _registry_with(sessions: list[str], received: list[dict[str, Any]]) -> ConnectionRegistry:
+def _registry_with(
+    sessions: list[str], received: list[dict[str, Any]], tenant: str = "t1"
+) -> ConnectionRegistry:
     registry = ConnectionRegistry()
 
     async def send(message: dict[str, Any]) -> None:
-        received.append(message)
+        received.append({**message, "tenant": tenant})
 
     for session in sessions:
-        registry.add(session_id=session, tenant="t1", key_id="k", send=send)
+        registry.add(session_id=session, tenant=tenant, key_id="k", send=send)
     return registry
 
 
@@ -74,6 +76,37 @@ def test_two_instances_answer_and_a_silent_subscriber_is_waited_for_only_so_long
     # Published once: a partial answer never makes the asker deliver again by itself.
     assert [m["session_id"] for m in received if "x" in m] == ["s3"]
     assert 0.4 <= waited < 2.0
+
+
+def test_a_session_broadcast_with_a_tenant_reaches_only_that_tenants_session(
+    settings: Settings,
+) -> None:
+    async def scenario() -> tuple[int, int, list[dict[str, Any]]]:
+        received: list[dict[str, Any]] = []
+        # Two tenants chose the same session id, on different instances.
+        fanouts = [
+            AdminFanout(
+                make_async_redis(settings, socket_timeout=2.0),
+                _registry_with(["build-1"], received, tenant=tenant),
+                timeout_s=0.5,
+            )
+            for tenant in ("t1", "t2")
+        ]
+        for fanout in fanouts:
+            fanout.start()
+            assert await fanout.wait_subscribed(5)
+        try:
+            narrowed, _ = await fanouts[0].broadcast("session", "build-1", {"n": 1}, tenant="t2")
+            wide, _ = await fanouts[0].broadcast("session", "build-1", {"n": 2})
+        finally:
+            for fanout in fanouts:
+                await fanout.stop()
+                await fanout.close()
+        return narrowed, wide, received
+
+    narrowed, wide, received = asyncio.run(scenario())
+    assert (narrowed, wide) == (1, 2)
+    assert [m["tenant"] for m in received if m.get("n") == 1] == ["t2"]
 
 
 def test_without_redis_an_instance_answers_for_itself() -> None:

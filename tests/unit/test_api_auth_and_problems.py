@@ -21,6 +21,7 @@ from api.service import _check_webhook_target
 from shared.apikeys import ApiKey, Scope, Tier, hash_key
 from shared.errors import DependencyUnavailable, Forbidden, InvalidInput, NotFound, Unauthorized
 from shared.ratelimit import RateLimiter
+from shared.tokens import StreamClaims
 
 KEY = "cck_abc_secret"
 
@@ -197,3 +198,61 @@ def test_a_flood_of_unknown_keys_does_not_flush_the_keys_in_use(
         cache.put(f"made-up-{n}", None)  # each a miss: looked up once, cached as unknown
         if n % 10 == 0:
             assert cache.get("real") == (True, real)  # the caller's key stays cached
+
+
+def _stream_auth(key: ApiKey | None) -> Authenticator:
+    return Authenticator(
+        lookup=lambda plaintext: None,
+        lookup_id=lambda key_id: key if key is not None and key_id == key.key_id else None,
+        tier_limit=lambda tier: 100 if tier == "PREMIUM" else 10,
+        limiter=RateLimiter(None),
+        cache=KeyCache(0),
+        trust_gateway=False,
+    )
+
+
+def _claims(key_id: str, tenant: str = "acme", **kw: object) -> StreamClaims:
+    return StreamClaims(
+        session_id="s1",
+        tenant=tenant,
+        key_id=key_id,
+        scopes=("read", "write"),
+        expires_at=0,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_a_stream_acts_with_its_keys_current_scopes_and_limit() -> None:
+    key = _key(scopes=(Scope.READ,), rate_limit_per_minute=7)
+    principal = _stream_auth(key).stream_principal(_claims("abc"))
+    assert principal is not None
+    # The key's scopes now, not the broader ones the token was issued with.
+    assert (principal.tenant, principal.scopes, principal.rate_limit_per_minute) == (
+        "acme",
+        frozenset({"read"}),
+        7,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "claims"),
+    [
+        (None, _claims("abc")),  # deleted
+        (_key(revoked_at=datetime.now(UTC)), _claims("abc")),  # revoked
+        (_key(), _claims("abc", tenant="other")),  # a token naming another tenant
+    ],
+)
+def test_a_stream_whose_key_is_gone_or_foreign_may_not_act(
+    key: ApiKey | None, claims: StreamClaims
+) -> None:
+    assert _stream_auth(key).stream_principal(claims) is None
+
+
+def test_a_gateway_stream_acts_on_its_signed_claims() -> None:
+    auth = _stream_auth(None)
+    limited = auth.stream_principal(_claims("gw:alice", rate_limit_per_minute=3))
+    older = auth.stream_principal(_claims("gw:alice"))  # issued before tokens carried a limit
+    assert limited is not None
+    assert older is not None
+    assert (limited.rate_limit_per_minute, limited.scopes) == (3, frozenset({"read", "write"}))
+    assert older.rate_limit_per_minute == 10  # the STANDARD tier's

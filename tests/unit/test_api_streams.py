@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 
+from api.auth import Principal
 from api.routes.jobs import _last_event_id, content_disposition
 from api.routes.stream import _Session
 from api.service import check_list_cursor
@@ -118,8 +119,18 @@ class _FailingGauge:
 
 def _session(socket: _Socket, gauge: _FailingGauge | None = None) -> _Session:
     settings = SimpleNamespace(stream_heartbeat_s=60.0, max_active_jobs_per_tenant=5)
-    # The stream's key is still in force: these tests are about what a turn does next.
-    auth = SimpleNamespace(key_in_force=lambda key_id: True)
+    # The stream's key is still in force and within its limit: these tests are about what a
+    # turn does next.
+    principal = Principal("k1", "acme", "STANDARD", frozenset({"write"}), 100)
+
+    async def throttle(_principal: Principal) -> None:
+        return None
+
+    auth = SimpleNamespace(
+        stream_principal=lambda claims: principal,
+        authorize=lambda principal, scope: None,
+        throttle=throttle,
+    )
     services = SimpleNamespace(
         settings=settings, writer=None, jobs=None, active_jobs=gauge, auth=auth
     )
