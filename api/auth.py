@@ -1,11 +1,13 @@
 """Who is calling: API keys (X-API-KEY or `Authorization: Bearer`), or the identity API Gateway
-forwards when the deployment trusts it; then scope checks and the per-key rate limit."""
+forwards when the deployment trusts it (on requests that prove they came through the gateway
+with its ID token); then scope checks and the per-key rate limit."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import logging
 import re
 import threading
 import time
@@ -14,9 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.apikeys import KEY_PREFIX, ApiKey, Scope, find_key, find_key_by_id, hash_key
-from shared.errors import Forbidden, RateLimited, Unauthorized
+from shared.errors import DependencyUnavailable, Forbidden, RateLimited, Unauthorized
+from shared.oidc import AuthUnavailable, CallerRejected, IdTokenVerifier
 from shared.ratelimit import Decision, RateLimiter
 from shared.tokens import StreamClaims
+
+log = logging.getLogger(__name__)
 
 GATEWAY_USERINFO_HEADER = "x-apigateway-api-userinfo"
 # Entries of the verified-key cache (digest → key or None for an unknown key).
@@ -161,6 +166,65 @@ def principal_from_gateway(header: str, tier_limit: Callable[[str], int]) -> Pri
     )
 
 
+class GatewayProof:
+    """Checks that a request carrying the gateway's userinfo header came through API Gateway:
+    with backend authentication the gateway sends its own Google-signed ID token in
+    `Authorization` (the client's moves to `X-Forwarded-Authorization`). A verified token is
+    remembered until it expires (at most `max_age_s`): the gateway reuses one for many calls,
+    and the event loop can then accept the request without a thread hop."""
+
+    def __init__(
+        self,
+        verifier: IdTokenVerifier,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_age_s: float = 300.0,
+        max_entries: int = 1_024,
+    ) -> None:
+        self._verifier = verifier
+        self._clock = clock
+        self._max_age_s = max_age_s
+        self._max_entries = max_entries
+        self._verified: dict[str, float] = {}  # authorization header → valid until
+        self._guard = threading.Lock()
+
+    def verified_before(self, authorization: str | None) -> bool:
+        """Whether this header was verified and is still valid (never blocks)."""
+        if not authorization:
+            return False
+        with self._guard:
+            until = self._verified.get(authorization)
+        return until is not None and until > self._clock()
+
+    def verify(self, authorization: str | None) -> None:
+        """Raise unless `authorization` holds the gateway's valid ID token. May fetch Google's
+        certificates (call from a worker thread)."""
+        if self.verified_before(authorization):
+            return
+        try:
+            claims = self._verifier.verify_claims(authorization)
+        except CallerRejected as exc:
+            # The reason stays in the log: the caller learns only that it was refused.
+            log.warning("gateway identity refused: %s", exc.reason)
+            if exc.status == 403:
+                raise Forbidden("the request did not come from the API gateway") from None
+            raise Unauthorized("the request did not come through the API gateway") from None
+        except AuthUnavailable as exc:
+            log.error("gateway identity not verified: %s", exc)
+            raise DependencyUnavailable(
+                "cannot verify the API gateway's identity now", retry_after_s=5.0
+            ) from None
+        assert authorization is not None  # verify_claims refused a missing header
+        now = self._clock()
+        until = min(float(claims.get("exp", now)), now + self._max_age_s)
+        with self._guard:
+            if len(self._verified) >= self._max_entries:
+                self._verified = {k: v for k, v in self._verified.items() if v > now}
+                if len(self._verified) >= self._max_entries:
+                    self._verified.clear()
+            self._verified[authorization] = until
+
+
 class Authenticator:
     def __init__(
         self,
@@ -171,6 +235,7 @@ class Authenticator:
         cache: KeyCache,
         trust_gateway: bool,
         lookup_id: Callable[[str], ApiKey | None] | None = None,
+        gateway_proof: GatewayProof | None = None,
     ) -> None:
         self._lookup = lookup
         self._lookup_id = lookup_id
@@ -178,12 +243,20 @@ class Authenticator:
         self._limiter = limiter
         self._cache = cache
         self._trust_gateway = trust_gateway
+        # None: the userinfo header is taken on trust (local and test settings only).
+        self._gateway_proof = gateway_proof
         # Striped by key digest: a burst of requests with a key not yet cached (a new key, a
         # restarted instance) makes one lookup, not one per request.
         self._lookup_locks = [threading.Lock() for _ in range(64)]
 
     def identify(self, headers: Mapping[str, str]) -> Principal:
-        """The caller; may block on a key lookup (call from a worker thread)."""
+        """The caller; may block on a key lookup or a gateway token check (call from a worker
+        thread)."""
+        forwarded = self._gateway_userinfo(headers)
+        if forwarded is not None:
+            if self._gateway_proof is not None:
+                self._gateway_proof.verify(headers.get("authorization"))
+            return principal_from_gateway(forwarded, self._tier_limit)
         principal = self.identify_cached(headers)
         if principal is not None:
             return principal
@@ -202,15 +275,22 @@ class Authenticator:
 
         Never blocks, so an event loop can call it and hop to a thread only on a cache miss.
         """
-        if self._trust_gateway:
-            forwarded = headers.get(GATEWAY_USERINFO_HEADER)
-            if forwarded:
-                return principal_from_gateway(forwarded, self._tier_limit)
+        forwarded = self._gateway_userinfo(headers)
+        if forwarded is not None:
+            proof = self._gateway_proof
+            if proof is not None and not proof.verified_before(headers.get("authorization")):
+                return None  # `identify` checks the gateway's token
+            return principal_from_gateway(forwarded, self._tier_limit)
         plaintext = presented_key(headers)
         if not plaintext:
             raise MissingCredentials("an API key is required (X-API-KEY header)")
         hit, key = self._cache.get(hash_key(plaintext))
         return self._principal(key) if hit else None
+
+    def _gateway_userinfo(self, headers: Mapping[str, str]) -> str | None:
+        if not self._trust_gateway:
+            return None
+        return headers.get(GATEWAY_USERINFO_HEADER) or None
 
     def stream_principal(self, claims: StreamClaims) -> Principal | None:
         """Who may act on a WebSocket opened with `claims` now, or None once its key is gone.

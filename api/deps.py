@@ -12,7 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from api.activejobs import ActiveJobGauge, count_active_jobs
-from api.auth import Authenticator, KeyCache, Principal, lookup_id_with, lookup_with
+from api.auth import (
+    Authenticator,
+    GatewayProof,
+    KeyCache,
+    Principal,
+    lookup_id_with,
+    lookup_with,
+)
 from api.fanout import AdminFanout
 from api.settings import ApiSettings
 from api.streaming import ConnectionRegistry
@@ -23,6 +30,7 @@ from shared.apikeys import Scope
 from shared.jobstore import JobStore
 from shared.jobstore_async import AsyncJobWriter
 from shared.log import current_trace_id
+from shared.oidc import IdTokenVerifier
 from shared.ratelimit import RateLimiter
 
 RATE_LIMIT_STATE = "ratelimit_headers"
@@ -52,6 +60,7 @@ class Services:
             limiter=limiter,
             cache=KeyCache(settings.api_key_cache_s),
             trust_gateway=settings.trust_gateway_userinfo,
+            gateway_proof=_gateway_proof(settings),
         )
         connections = ConnectionRegistry()
         return cls(
@@ -90,6 +99,14 @@ class Services:
         # firestore.AsyncClient has no close(); its transport does (the gRPC channel).
         with contextlib.suppress(Exception):
             await self.adapters.firestore_async._firestore_api.transport.close()
+
+
+def _gateway_proof(settings: ApiSettings) -> GatewayProof | None:
+    """The check of API Gateway's ID token when its userinfo header is trusted; None when it
+    is trusted unchecked, which the settings allow in local and test only."""
+    if not settings.trust_gateway_userinfo or not settings.gateway_oidc_audience:
+        return None
+    return GatewayProof(IdTokenVerifier(settings.gateway_oidc_audience, settings.gateway_callers))
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -38,6 +38,10 @@ _RATE_HEADERS = {
     "RateLimit-Reset": "Seconds until the bucket is full again.",
 }
 GATEWAY_BACKEND_PLACEHOLDER = "${API_URL}"
+# The audience of the ID token the gateway sends the API (CODEX_CLOUD_GATEWAY_OIDC_AUDIENCE;
+# terraform's `api_audience` output): explicit, so it does not depend on which of the service's
+# URLs the address names.
+GATEWAY_AUDIENCE_PLACEHOLDER = "${API_AUDIENCE}"
 GATEWAY_QUOTA_METRIC = "api-requests"
 # API Gateway (Service Infrastructure) quota limits only accept the STANDARD key: it is the
 # default per consumer project. PREMIUM consumers get a consumer override to this value.
@@ -148,6 +152,7 @@ def gateway_document(app: FastAPI) -> dict[str, Any]:
             "summary": op3.get("summary", ""),
             "x-google-backend": {
                 "address": GATEWAY_BACKEND_PLACEHOLDER,
+                "jwt_audience": GATEWAY_AUDIENCE_PLACEHOLDER,
                 "path_translation": "APPEND_PATH_TO_ADDRESS",
                 "deadline": GATEWAY_DEADLINE_S,
             },
@@ -166,7 +171,8 @@ def gateway_document(app: FastAPI) -> dict[str, Any]:
             "version": app.version,
             "description": (
                 "API Gateway config for codex-cloud. Replace ${API_URL} with the Cloud Run URL "
-                "of the api service before creating the config (docs/deploy.md). Quota: "
+                "of the api service and ${API_AUDIENCE} with terraform's api_audience output "
+                "before creating the config (docs/deploy.md). Quota: "
                 f"{GATEWAY_STANDARD_PER_MINUTE}/min per consumer project (STANDARD); PREMIUM "
                 f"consumers get a {GATEWAY_PREMIUM_PER_MINUTE}/min consumer override. "
                 "Server-Sent Events and WebSockets are not proxied by API Gateway: clients "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.settings import Settings
 
@@ -40,9 +40,14 @@ class ApiSettings(Settings):
     stream_token_ttl_s: int = Field(default=300, ge=10, le=3_600)
     # Public base URL for WebSocket clients (ws:// or wss://); derived from api_base_url if unset.
     websocket_base_url: str | None = None
-    # Accept the identity API Gateway forwards in X-Apigateway-Api-Userinfo. Only safe when the
-    # service is reachable solely through the gateway (Cloud Run invoker = the gateway identity).
+    # Accept the identity API Gateway forwards in X-Apigateway-Api-Userinfo, on requests that
+    # carry the gateway's own ID token (audience gateway_oidc_audience, from one of
+    # gateway_allowed_callers). Outside local/test both are required (decision 0206).
     trust_gateway_userinfo: bool = False
+    # Audience of the ID token API Gateway sends with each request (its jwt_audience).
+    gateway_oidc_audience: str | None = None
+    # Comma-separated service accounts API Gateway calls the API as.
+    gateway_allowed_callers: str = ""
     # How long a verified API key stays cached in the process (revocation delay upper bound).
     api_key_cache_s: float = Field(default=5.0, ge=0)
     # Lifetime of signed artifact download URLs.
@@ -51,6 +56,32 @@ class ApiSettings(Settings):
     # process is an instance of its own (its WebSockets, key cache, fallback buckets; see
     # docs/api.md).
     api_workers: int = Field(default=1, ge=1, le=64)
+
+    @property
+    def gateway_callers(self) -> frozenset[str]:
+        return frozenset(
+            e.strip().lower() for e in self.gateway_allowed_callers.split(",") if e.strip()
+        )
+
+    @model_validator(mode="after")
+    def _gateway_identity_checked(self) -> ApiSettings:
+        """Refuse to start when the gateway's userinfo header would be trusted unchecked:
+        anyone who reaches the service URL (SSE and WebSocket clients must) could then claim
+        any identity."""
+        if not self.trust_gateway_userinfo:
+            return self
+        if self.gateway_oidc_audience and not self.gateway_callers:
+            raise ValueError(
+                "CODEX_CLOUD_GATEWAY_ALLOWED_CALLERS must name the gateway's service account "
+                "when CODEX_CLOUD_GATEWAY_OIDC_AUDIENCE is set"
+            )
+        if not self.gateway_oidc_audience and self.environment not in ("local", "test"):
+            raise ValueError(
+                "CODEX_CLOUD_TRUST_GATEWAY_USERINFO needs CODEX_CLOUD_GATEWAY_OIDC_AUDIENCE and "
+                f"CODEX_CLOUD_GATEWAY_ALLOWED_CALLERS in {self.environment} (else anyone "
+                "reaching the service could forge the header)"
+            )
+        return self
 
     def tier_limit(self, tier: str) -> int:
         if tier.upper() == "PREMIUM":

@@ -59,6 +59,8 @@ def test_gateway_document_shape() -> None:
     for path, item in gateway["paths"].items():
         for op in item.values():
             assert op["x-google-backend"]["address"] == "${API_URL}"
+            # The API checks the gateway's ID token for this audience (decision 0206).
+            assert op["x-google-backend"]["jwt_audience"] == "${API_AUDIENCE}"
             if path not in ("/health", "/ready"):
                 assert op["security"] == [{"api_key": []}, {"oauth2": []}]
                 assert op["x-google-quota"]["metricCosts"] == {"api-requests": 1}

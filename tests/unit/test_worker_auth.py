@@ -13,95 +13,46 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-from google.auth import crypt, jwt
 from starlette.applications import Starlette
 
 import worker.service
 from devstack.ports import free_port
 from shared.adapters import Adapters
 from shared.adapters.tasks import TaskQueue
-from shared.oidc import id_token_headers
+from shared.oidc import CachingRequest, CallerRejected, id_token_headers
 from shared.services import sweeper
 from shared.services.dispatch import workflow_argument
 from shared.settings import Settings
+from tests import idtokens
 from tests.httpfakes import FakeServer, Reply, Request, fake_server
-from worker.auth import CachingRequest, CallerRejected, WorkerAuth
+from tests.idtokens import KID, keypair
+from worker.auth import WorkerAuth
 from worker.runtime import Accepted
 from worker.service import create_app
 
 AUDIENCE = "https://worker.codex.example.com"
 CALLER = "codex-dispatch@proj.iam.gserviceaccount.com"
 OTHER = "someone@proj.iam.gserviceaccount.com"
-KID = "test-key-1"
-
-
-def _keypair() -> tuple[bytes, str]:
-    """A private key (PEM) and a self-signed certificate for it (PEM), as Google publishes."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-signer")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return private_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 @pytest.fixture(scope="module")
 def signing_key() -> tuple[bytes, str]:
-    return _keypair()
+    return keypair()
 
 
 @pytest.fixture(scope="module")
 def other_key() -> tuple[bytes, str]:
-    return _keypair()
+    return keypair()
 
 
-def mint(
-    key: tuple[bytes, str],
-    *,
-    audience: str = AUDIENCE,
-    email: str = CALLER,
-    verified: bool = True,
-    issuer: str = "https://accounts.google.com",
-    issued_s_ago: int = 0,
-    lifetime_s: int = 3600,
-    kid: str = KID,
-) -> str:
-    now = int(time.time()) - issued_s_ago
-    payload: dict[str, Any] = {
-        "iss": issuer,
-        "aud": audience,
-        "sub": "112233",
-        "email": email,
-        "email_verified": verified,
-        "iat": now,
-        "exp": now + lifetime_s,
-    }
-    signer = crypt.RSASigner.from_string(key[0], key_id=kid)  # type: ignore[no-untyped-call]
-    token: bytes = jwt.encode(signer, payload)  # type: ignore[no-untyped-call]
-    return token.decode()
+def mint(key: tuple[bytes, str], **claims: Any) -> str:
+    return idtokens.mint(key, **{"audience": AUDIENCE, "email": CALLER, **claims})
 
 
 @pytest.fixture(scope="module")

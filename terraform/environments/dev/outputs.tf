@@ -3,6 +3,11 @@ output "gateway_url" {
   value       = module.codex_cloud.gateway_url
 }
 
+output "api_audience" {
+  description = "Audience of the ID token API Gateway sends the api (api-gateway.yaml's $${API_AUDIENCE})."
+  value       = module.codex_cloud.api_audience
+}
+
 output "api_url" {
   description = "Cloud Run URL of the api."
   value       = module.codex_cloud.api_url

@@ -30,4 +30,5 @@ module "codex_cloud" {
   notification_emails      = var.notification_emails
   notification_channel_ids = var.notification_channel_ids
   api_gateway_hostname     = var.api_gateway_hostname
+  trust_gateway_userinfo   = var.trust_gateway_userinfo
 }

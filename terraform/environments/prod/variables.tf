@@ -63,6 +63,12 @@ variable "notification_channel_ids" {
   default     = []
 }
 
+variable "trust_gateway_userinfo" {
+  description = "Let the API accept the identity API Gateway forwards, on requests carrying the gateway's ID token."
+  type        = bool
+  default     = false
+}
+
 variable "api_gateway_hostname" {
   description = "API Gateway default hostname once created (docs/deploy.md)."
   type        = string

@@ -457,6 +457,11 @@ module "api" {
     CODEX_CLOUD_WORKER_URL         = module.gke.worker_url
     CODEX_CLOUD_API_BASE_URL       = local.public_base_url
     CODEX_CLOUD_WEBSOCKET_BASE_URL = replace(local.api_run_url, "https://", "wss://")
+    # The gateway proves its calls with an ID token for this audience (api-gateway.yaml's
+    # jwt_audience, the api_audience output) minted for its backend identity.
+    CODEX_CLOUD_TRUST_GATEWAY_USERINFO  = tostring(var.trust_gateway_userinfo)
+    CODEX_CLOUD_GATEWAY_OIDC_AUDIENCE   = local.api_run_url
+    CODEX_CLOUD_GATEWAY_ALLOWED_CALLERS = local.sa["api-gateway"]
   })
 
   secret_env = {

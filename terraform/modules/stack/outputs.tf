@@ -3,6 +3,11 @@ output "gateway_url" {
   value       = var.api_gateway_hostname != null ? "https://${var.api_gateway_hostname}" : module.api.uri
 }
 
+output "api_audience" {
+  description = "Audience of the ID token API Gateway sends the api (api-gateway.yaml's $${API_AUDIENCE})."
+  value       = local.api_run_url
+}
+
 output "api_url" {
   description = "Cloud Run URL of the api service."
   value       = module.api.uri

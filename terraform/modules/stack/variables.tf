@@ -162,6 +162,12 @@ variable "notification_emails" {
   default     = []
 }
 
+variable "trust_gateway_userinfo" {
+  description = "Let the API accept the caller identity API Gateway forwards (X-Apigateway-Api-Userinfo) on requests carrying the gateway's ID token (decision 0206)."
+  type        = bool
+  default     = false
+}
+
 variable "api_gateway_hostname" {
   description = "Default hostname of the API Gateway gateway once created with gcloud (docs/deploy.md); null until then."
   type        = string
