@@ -281,7 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     def interrupt(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too: a process started in the background by a shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler, so Ctrl-C (or a supervisor's SIGINT)
+    # would leave the stack running.
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     from devstack.preflight import MissingDependency
     from devstack.stack import Stack, StackOptions
     from shared.log import configure_logging

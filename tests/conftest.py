@@ -43,6 +43,20 @@ def _restore_environ() -> Iterator[None]:
     os.environ.update(saved)
 
 
+@pytest.fixture
+def without_emulators(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No emulator hosts in the environment (a stack started by an earlier test sets them),
+    as in a production process: settings outside local/test refuse them."""
+    for var in (
+        "FIRESTORE_EMULATOR_HOST",
+        "PUBSUB_EMULATOR_HOST",
+        "STORAGE_EMULATOR_HOST",
+        "CODEX_CLOUD_TASKS_EMULATOR_HOST",
+        "CODEX_CLOUD_WORKFLOWS_EMULATOR_URL",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     options = StackOptions(

@@ -42,6 +42,9 @@ def test_demo_runs_every_channel_and_leaves_nothing_running(tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        # As when a shell starts it in the background: SIGINT ignored on entry. The demo must
+        # still stop on Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     lines: list[str] = []
     try:
@@ -61,7 +64,12 @@ def test_demo_runs_every_channel_and_leaves_nothing_running(tmp_path: Path) -> N
         assert httpx.get(console.group(1) + "/health", timeout=10).status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=60)
+        try:
+            rest, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # still stops the stack it started, unlike a kill
+            proc.communicate(timeout=60)
+            raise
     result = subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + rest, err)
     out = result.stdout
     assert result.returncode == 0, out[-4000:] + result.stderr[-2000:]

@@ -152,6 +152,7 @@ def _settings(**kw: object) -> ApiSettings:
     return ApiSettings.model_validate({**base, **kw})
 
 
+@pytest.mark.usefixtures("without_emulators")
 def test_a_deployment_cannot_trust_the_header_unchecked() -> None:
     assert _gateway_proof(_settings()) is None  # not trusted: nothing to check
     with pytest.raises(ValidationError, match="needs CODEX_CLOUD_GATEWAY_OIDC_AUDIENCE"):

@@ -33,15 +33,8 @@ def test_production_refuses_unsafe_defaults(monkeypatch: pytest.MonkeyPatch) -> 
     assert "FIRESTORE_EMULATOR_HOST" in message
 
 
+@pytest.mark.usefixtures("without_emulators")
 def test_production_accepts_explicit_safe_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (
-        "FIRESTORE_EMULATOR_HOST",
-        "PUBSUB_EMULATOR_HOST",
-        "STORAGE_EMULATOR_HOST",
-        "CODEX_CLOUD_TASKS_EMULATOR_HOST",
-        "CODEX_CLOUD_WORKFLOWS_EMULATOR_URL",
-    ):
-        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CODEX_CLOUD_ENVIRONMENT", "prod")
     monkeypatch.setenv("CODEX_CLOUD_PROJECT_ID", "acme-prod")
     monkeypatch.setenv("CODEX_CLOUD_TOKEN_SIGNING_KEY", "k" * 48)
