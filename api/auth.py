@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from api.settings import ApiSettings
 from shared.apikeys import KEY_PREFIX, ApiKey, Scope, find_key, find_key_by_id, hash_key
 from shared.errors import DependencyUnavailable, Forbidden, RateLimited, Unauthorized
 from shared.oidc import AuthUnavailable, CallerRejected, IdTokenVerifier
 from shared.ratelimit import Decision, RateLimiter
-from shared.tokens import StreamClaims
+from shared.tokens import StreamClaims, sign_stream_token
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class Principal:
     scopes: frozenset[str]
     rate_limit_per_minute: int
     via: str = "api_key"
+    # When the identity stops being valid, if it says (a gateway caller's token expiry).
+    expires_at: int | None = None
 
     def has(self, scope: Scope | str) -> bool:
         return str(scope) in self.scopes
@@ -141,12 +144,20 @@ def map_gateway_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(mapped & known)
 
 
+def _b64_json(text: str) -> Any:
+    """The JSON value of base64url `text` (padded or not); ValueError when it is none."""
+    try:
+        padded = text.strip() + "=" * (-len(text.strip()) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError(str(exc)) from None
+
+
 def principal_from_gateway(header: str, tier_limit: Callable[[str], int]) -> Principal:
     """Decode API Gateway's base64url JSON of the verified token's claims."""
     try:
-        padded = header + "=" * (-len(header) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        claims = _b64_json(header)
+    except ValueError:
         raise Unauthorized("unreadable gateway identity") from None
     if not isinstance(claims, dict):
         raise Unauthorized("unreadable gateway identity")
@@ -156,6 +167,7 @@ def principal_from_gateway(header: str, tier_limit: Callable[[str], int]) -> Pri
         raise Forbidden("the gateway identity carries no tenant")
     tier = str(claims.get("tier") or "STANDARD").upper()
     tier = tier if tier in ("STANDARD", "PREMIUM") else "STANDARD"
+    expiry = claims.get("exp")
     return Principal(
         key_id=f"{GATEWAY_KEY_PREFIX}{subject}",
         tenant=tenant,
@@ -163,6 +175,40 @@ def principal_from_gateway(header: str, tier_limit: Callable[[str], int]) -> Pri
         scopes=map_gateway_scopes(claims),
         rate_limit_per_minute=tier_limit(tier),
         via="gateway",
+        expires_at=int(expiry) if isinstance(expiry, int | float) else None,
+    )
+
+
+def forwarded_token_matches(userinfo: str, forwarded_authorization: str | None) -> bool:
+    """Whether `userinfo` is the payload of the client's own JWT, which the gateway verified
+    and passed on in X-Forwarded-Authorization. A userinfo header on a call the gateway let
+    through on an API key alone (no JWT) names nobody the gateway checked."""
+    scheme, _, token = (forwarded_authorization or "").strip().partition(" ")
+    parts = token.strip().split(".")
+    if scheme.lower() != "bearer" or len(parts) != 3:
+        return False
+    try:
+        return bool(_b64_json(parts[1]) == _b64_json(userinfo))
+    except ValueError:
+        return False
+
+
+def issue_stream_token(
+    settings: ApiSettings, principal: Principal, *, session_id: str, job_id: str | None
+) -> str:
+    """A connection token acting for `principal` on `session_id` (a WebSocket session, or a
+    console events namespace), with what a socket needs to act for it later: its scopes, its
+    limit and, for a gateway caller, when its own token expires."""
+    return sign_stream_token(
+        settings.token_signing_key.get_secret_value(),
+        session_id=session_id,
+        tenant=principal.tenant,
+        key_id=principal.key_id,
+        scopes=tuple(sorted(principal.scopes)),
+        ttl_s=settings.stream_token_ttl_s,
+        job_id=job_id,
+        rate_limit_per_minute=principal.rate_limit_per_minute,
+        identity_expires_at=principal.expires_at,
     )
 
 
@@ -236,6 +282,7 @@ class Authenticator:
         trust_gateway: bool,
         lookup_id: Callable[[str], ApiKey | None] | None = None,
         gateway_proof: GatewayProof | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._lookup = lookup
         self._lookup_id = lookup_id
@@ -245,6 +292,7 @@ class Authenticator:
         self._trust_gateway = trust_gateway
         # None: the userinfo header is taken on trust (local and test settings only).
         self._gateway_proof = gateway_proof
+        self._clock = clock
         # Striped by key digest: a burst of requests with a key not yet cached (a new key, a
         # restarted instance) makes one lookup, not one per request.
         self._lookup_locks = [threading.Lock() for _ in range(64)]
@@ -290,7 +338,18 @@ class Authenticator:
     def _gateway_userinfo(self, headers: Mapping[str, str]) -> str | None:
         if not self._trust_gateway:
             return None
-        return headers.get(GATEWAY_USERINFO_HEADER) or None
+        getlist = getattr(headers, "getlist", None)
+        if getlist is not None and len(getlist(GATEWAY_USERINFO_HEADER)) > 1:
+            # Which one did the gateway set? Neither is taken.
+            raise Unauthorized("conflicting gateway identity headers")
+        userinfo = headers.get(GATEWAY_USERINFO_HEADER) or None
+        if (
+            userinfo is not None
+            and self._gateway_proof is not None
+            and not forwarded_token_matches(userinfo, headers.get("x-forwarded-authorization"))
+        ):
+            raise Unauthorized("the gateway identity does not match the caller's token")
+        return userinfo
 
     def stream_principal(self, claims: StreamClaims) -> Principal | None:
         """Who may act on a WebSocket opened with `claims` now, or None once its key is gone.
@@ -298,9 +357,15 @@ class Authenticator:
         A socket outlives its opening check: its prompts must stop once the key is revoked
         (within the key cache's lifetime, as for every other request) and follow the key's
         current scopes and limit. A gateway identity has no stored key: the token's own claims
-        (signed when it was issued) stand for it. May block on a lookup (call from a thread).
+        (signed when it was issued) stand for it until the caller's own token expires (or,
+        when it did not say, the stream token does). May block on a lookup (call from a
+        thread).
         """
         if self._lookup_id is None or claims.key_id.startswith(GATEWAY_KEY_PREFIX):
+            gateway = claims.key_id.startswith(GATEWAY_KEY_PREFIX)
+            valid_until = claims.identity_expires_at or claims.expires_at
+            if gateway and self._clock() >= valid_until:
+                return None
             return Principal(
                 key_id=claims.key_id,
                 tenant=claims.tenant,
@@ -308,6 +373,7 @@ class Authenticator:
                 scopes=frozenset(claims.scopes),
                 rate_limit_per_minute=claims.rate_limit_per_minute or self._tier_limit("STANDARD"),
                 via="gateway",
+                expires_at=valid_until if gateway else None,
             )
         entry = f"id:{claims.key_id}"  # its own namespace in the digest-keyed cache
         hit, key = self._cache.get(entry)

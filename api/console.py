@@ -22,11 +22,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from api.auth import Principal
+from api.auth import Principal, issue_stream_token
 from api.deps import Reader, ServicesDep
 from api.routes import jobs
-from shared.errors import Forbidden
-from shared.tokens import sign_stream_token, verify_stream_token
+from shared.errors import Forbidden, Unauthorized
+from shared.tokens import verify_stream_token
 
 CONSOLE_DIR = Path(__file__).with_name("console")
 router = APIRouter(include_in_schema=False)
@@ -43,15 +43,8 @@ def events_token(job_id: JobId, principal: Reader, services: ServicesDep) -> dic
     services.jobs.require_job(job_id, tenant=principal.tenant)
     settings = services.settings
     ttl = settings.stream_token_ttl_s
-    token = sign_stream_token(
-        settings.token_signing_key.get_secret_value(),
-        session_id=_events_session(job_id),
-        tenant=principal.tenant,
-        key_id=principal.key_id,
-        scopes=tuple(sorted(principal.scopes)),
-        ttl_s=ttl,
-        job_id=job_id,
-        rate_limit_per_minute=principal.rate_limit_per_minute,
+    token = issue_stream_token(
+        settings, principal, session_id=_events_session(job_id), job_id=job_id
     )
     expires = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) + ttl, UTC)
     return {
@@ -78,6 +71,9 @@ async def token_events(
     )
     if claims.job_id != job_id or not ({"read", "admin"} & set(claims.scopes)):
         raise Forbidden("this token does not allow reading this job's events")
+    # The token acts for a key (or gateway caller) that may be gone since it was issued.
+    if await run_in_threadpool(services.auth.stream_principal, claims) is None:
+        raise Unauthorized("the identity this token was issued to is no longer valid")
     principal = Principal(
         key_id=claims.key_id,
         tenant=claims.tenant,

@@ -203,5 +203,7 @@ class IdTokenVerifier:
                     self.certs_url, CERTS_REFRESH_AFTER_S
                 ):
                     continue
-                raise _invalid(f"invalid token: {exc}") from exc
+                # google-auth quotes a malformed token whole: keep it (perhaps a client's
+                # API key sent to the wrong place) out of the reason, which gets logged.
+                raise _invalid(f"invalid token: {str(exc).replace(token, '<token>')}") from exc
         raise AssertionError("unreachable")

@@ -32,6 +32,9 @@ class StreamClaims:
     # The caller's requests per minute when the token was issued: the limit a WebSocket's
     # prompts are held to when the identity has no stored key to look up (a gateway caller).
     rate_limit_per_minute: int | None = None
+    # When the identity the token was issued to stops being valid (a gateway caller's own
+    # token expiry): an open socket may not act for it after that.
+    identity_expires_at: int | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -56,6 +59,7 @@ def sign_stream_token(
     ttl_s: int = DEFAULT_TTL_S,
     job_id: str | None = None,
     rate_limit_per_minute: int | None = None,
+    identity_expires_at: int | None = None,
     now: float | None = None,
 ) -> str:
     issued = int(now if now is not None else time.time())
@@ -71,6 +75,8 @@ def sign_stream_token(
         claims["jid"] = job_id
     if rate_limit_per_minute is not None:
         claims["rpm"] = rate_limit_per_minute
+    if identity_expires_at is not None:
+        claims["iex"] = identity_expires_at
     payload = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode()
     return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
 
@@ -104,6 +110,7 @@ def verify_stream_token(
             expires_at=int(claims["exp"]),
             job_id=str(claims["jid"]) if claims.get("jid") else None,
             rate_limit_per_minute=int(claims["rpm"]) if "rpm" in claims else None,
+            identity_expires_at=int(claims["iex"]) if "iex" in claims else None,
         )
     except (ValueError, KeyError, TypeError):
         raise invalid from None

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from api import service
-from api.auth import Principal
+from api.auth import Principal, issue_stream_token
 from api.deps import Reader, Services, ServicesDep, Writer
 from api.schemas import (
     SSE_EVENT_SCHEMA,
@@ -28,7 +28,6 @@ from api.watch import is_final_event, stored_events
 from shared.errors import InvalidInput
 from shared.log import current_trace_id
 from shared.models import Channel, JobRecord, JobRequest, JobStatus, MessageType, Mode
-from shared.tokens import sign_stream_token
 
 router = APIRouter(tags=["jobs"])
 
@@ -100,15 +99,8 @@ async def _execute(
         return _json(service.async_view(latest, base, Mode.SYNC), 202, replayed)
     if mode is Mode.STREAM:
         expires = int(datetime.now(UTC).timestamp()) + settings.stream_token_ttl_s
-        token = sign_stream_token(
-            settings.token_signing_key.get_secret_value(),
-            session_id=job.session_id,
-            tenant=principal.tenant,
-            key_id=principal.key_id,
-            scopes=tuple(sorted(principal.scopes)),
-            ttl_s=settings.stream_token_ttl_s,
-            job_id=job.job_id,
-            rate_limit_per_minute=principal.rate_limit_per_minute,
+        token = issue_stream_token(
+            settings, principal, session_id=job.session_id, job_id=job.job_id
         )
         content: dict[str, Any] = {
             "session_id": job.session_id,

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from api import service
+from api.auth import Principal
 from api.deps import Admin, Services, ServicesDep, services_of
 from api.problems import UNAVAILABLE_DETAIL, problem_response, validation_errors
 from api.schemas import BroadcastRequest, BroadcastResult, BroadcastTarget, ConnectionList
@@ -107,7 +108,22 @@ class _Session:
                     MessageType.ERROR, {"code": "bad-frame", "message": f"unknown type {kind!r}"}
                 )
 
+    async def acting_principal(self) -> Principal | None:
+        """Who this socket acts for now; None (after an error frame and closing the socket)
+        once that identity is gone: its key revoked, or a gateway caller's sign-in expired."""
+        principal = await run_in_threadpool(self.services.auth.stream_principal, self.claims)
+        if principal is None:
+            await self.notify(MessageType.ERROR, {"code": "unauthorized", "message": _REVOKED})
+            await self.ws.close(code=1008)
+        return principal
+
     async def cancel_current(self) -> None:
+        # A cancel acts on the job as POST /v2/jobs/{id}:cancel does: same scope, and not for
+        # an identity that is gone.
+        principal = await self.acting_principal()
+        if principal is None:
+            return
+        self.services.auth.authorize(principal, Scope.WRITE)
         job_id = self.current_job
         if job_id is None:
             await self.notify(MessageType.ERROR, {"code": "no-job", "message": "nothing to cancel"})
@@ -187,12 +203,9 @@ class _Session:
             await self.notify(MessageType.ERROR, {"code": "validation-error", "message": str(exc)})
             return
         auth = self.services.auth
-        principal = await run_in_threadpool(auth.stream_principal, self.claims)
+        principal = await self.acting_principal()
         if principal is None:
-            # The socket outlived its key: no more jobs on it, and the session ends.
-            await self.notify(MessageType.ERROR, {"code": "unauthorized", "message": _REVOKED})
-            await self.ws.close(code=1008)
-            return
+            return  # the socket outlived its identity: no more jobs on it
         # A prompt is a submission: the same scope and the same per-key limit as POST
         # /v2/exec (a refusal becomes an error frame in `guarded`; the session goes on).
         auth.authorize(principal, Scope.WRITE)
@@ -241,7 +254,10 @@ class _Session:
             self.current_job = None
 
 
-_REVOKED = "the API key this stream was opened with has been revoked"
+_REVOKED = (
+    "the identity this stream was opened with is no longer valid (API key revoked or "
+    "sign-in expired)"
+)
 
 
 async def _deny(websocket: WebSocket, exc: CodexCloudError) -> None:

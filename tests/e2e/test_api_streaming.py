@@ -228,9 +228,12 @@ def test_a_revoked_key_can_neither_open_a_stream_nor_start_turns_on_an_open_one(
 ) -> None:
     key, tenant = api.key()
     with api.client(key) as c:
-        opened, spare = _submit(c, mode="stream"), _submit(c, mode="stream")
+        opened, other, spare = (_submit(c, mode="stream") for _ in range(3))
     (stored,) = list_keys(api.adapters.firestore, api.settings, tenant=tenant)
-    with connect(opened["websocket_url"], open_timeout=5) as ws:
+    with (
+        connect(opened["websocket_url"], open_timeout=5) as ws,
+        connect(other["websocket_url"], open_timeout=5) as ws_other,
+    ):
         run_job(api.store, opened["job_id"])  # the session's turn loop follows it to its end
         _recv_until(ws, _is_final)
         revoke_key(api.adapters.firestore, api.settings, stored.key_id)
@@ -239,13 +242,20 @@ def test_a_revoked_key_can_neither_open_a_stream_nor_start_turns_on_an_open_one(
         assert error["data"]["code"] == "unauthorized"
         with pytest.raises(ConnectionClosed):
             _recv(ws, timeout=5)
+        # Nor can it cancel the job the other socket follows.
+        ws_other.send(json.dumps({"type": "cancel"}))
+        error = _recv_until(ws_other, lambda m: m.get("message_type") == "error")[-1]
+        assert error["data"]["code"] == "unauthorized"
+        with pytest.raises(ConnectionClosed):
+            _recv(ws_other, timeout=5)
+    assert api.store.require_job(other["job_id"]).cancel_requested is False
     # The spare token has not expired, but the key behind it is gone.
     with pytest.raises(InvalidStatus) as info:
         connect(spare["websocket_url"], open_timeout=5).close()
     assert info.value.response.status_code == 401
     # No job was made for the refused turn.
     jobs = api.store.list_jobs(tenant, limit=50).jobs
-    assert {j.job_id for j in jobs} == {opened["job_id"], spare["job_id"]}
+    assert {j.job_id for j in jobs} == {opened["job_id"], other["job_id"], spare["job_id"]}
 
 
 def test_websocket_prompts_count_against_the_keys_rate_limit(api: ApiEnv) -> None:

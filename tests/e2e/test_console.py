@@ -4,6 +4,7 @@ route the console uses because EventSource cannot send the API key header."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from devstack.stack import Stack
 from shared.adapters import Adapters
-from shared.apikeys import create_key
+from shared.apikeys import create_key, find_key, revoke_key
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,7 +36,9 @@ def key(adapters: Adapters) -> str:
     return create_key(adapters.firestore, adapters.settings, tenant="console", name="web").key
 
 
-def test_events_token_opens_the_job_stream_without_a_header(stack: Stack, key: str) -> None:
+def test_events_token_opens_the_job_stream_without_a_header(
+    stack: Stack, key: str, adapters: Adapters
+) -> None:
     with httpx.Client(base_url=stack.urls["api"], timeout=60) as c:
         job = c.post(
             "/v2/exec", json={"prompt": "[[script:hello]] hi"}, headers={"X-API-KEY": key}
@@ -60,6 +63,17 @@ def test_events_token_opens_the_job_stream_without_a_header(stack: Stack, key: s
         assert wrong.status_code == 401
         assert wrong.headers["content-type"].startswith("application/problem+json")
         assert c.get(grant["events_url"] + "x").status_code == 401
+        # The token acts for its key: once the key is revoked it opens nothing more (the API
+        # sees that within its key cache's few seconds).
+        stored = find_key(adapters.firestore, adapters.settings, key)
+        assert stored is not None
+        revoke_key(adapters.firestore, adapters.settings, stored.key_id)
+        deadline = time.monotonic() + 15
+        while (status := c.get(grant["events_url"]).status_code) == 200:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert status == 401
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -35,17 +36,20 @@ def test_demo_runs_every_channel_and_leaves_nothing_running(tmp_path: Path) -> N
     state = tmp_path / "demo-state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_CLOUD_")}
     env["NO_COLOR"] = "1"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codex_cloud.demo", "--state-dir", str(state), "--keep"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        # As when a shell starts it in the background: SIGINT ignored on entry. The demo must
-        # still stop on Ctrl-C.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
+    # As when a shell starts it in the background: SIGINT ignored on entry (inherited across
+    # exec). The demo must still stop on Ctrl-C.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "codex_cloud.demo", "--state-dir", str(state), "--keep"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     lines: list[str] = []
     try:
         assert proc.stdout is not None
@@ -67,8 +71,12 @@ def test_demo_runs_every_channel_and_leaves_nothing_running(tmp_path: Path) -> N
         try:
             rest, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            proc.terminate()  # still stops the stack it started, unlike a kill
-            proc.communicate(timeout=60)
+            # Hung: leave nothing running behind the failure (each stack process is in a
+            # session of its own, so killing the demo alone would orphan them).
+            for pid in [proc.pid, *_processes_mentioning(str(state))]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
             raise
     result = subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + rest, err)
     out = result.stdout

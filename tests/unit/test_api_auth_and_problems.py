@@ -217,8 +217,7 @@ def _claims(key_id: str, tenant: str = "acme", **kw: object) -> StreamClaims:
         tenant=tenant,
         key_id=key_id,
         scopes=("read", "write"),
-        expires_at=0,
-        **kw,  # type: ignore[arg-type]
+        **{"expires_at": int(time.time()) + 300, **kw},  # type: ignore[arg-type]
     )
 
 
@@ -256,3 +255,25 @@ def test_a_gateway_stream_acts_on_its_signed_claims() -> None:
     assert older is not None
     assert (limited.rate_limit_per_minute, limited.scopes) == (3, frozenset({"read", "write"}))
     assert older.rate_limit_per_minute == 10  # the STANDARD tier's
+
+
+def test_a_gateway_stream_ends_with_the_callers_sign_in() -> None:
+    auth = _stream_auth(None)
+    now = int(time.time())
+    signed_in = auth.stream_principal(_claims("gw:alice", identity_expires_at=now + 60))
+    assert signed_in is not None
+    assert signed_in.expires_at == now + 60
+    # Past the caller's own token expiry the socket may not act, however long it stays open.
+    assert auth.stream_principal(_claims("gw:alice", identity_expires_at=now - 1)) is None
+    # A caller whose token named no expiry is held to the stream token's.
+    assert auth.stream_principal(_claims("gw:alice", expires_at=now - 1)) is None
+    # Keys are checked against the store instead: an old token does not end a key's socket.
+    key = _key(key_id="k1")
+    assert _stream_auth(key).stream_principal(_claims("k1", expires_at=now - 1)) is not None
+
+
+def test_the_gateway_identity_keeps_its_expiry() -> None:
+    header = _userinfo({"sub": "u", "tenant": "gw", "exp": 1_900_000_000})
+    assert principal_from_gateway(header, lambda t: 1).expires_at == 1_900_000_000
+    unsaid = principal_from_gateway(_userinfo({"sub": "u", "tenant": "gw"}), lambda t: 1)
+    assert unsaid.expires_at is None

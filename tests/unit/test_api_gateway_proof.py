@@ -10,12 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 from pydantic import ValidationError
+from starlette.datastructures import Headers
 
 from api.auth import Authenticator, GatewayProof, KeyCache
 from api.deps import _gateway_proof
 from api.settings import ApiSettings
 from shared.errors import DependencyUnavailable, Forbidden, Unauthorized
-from shared.oidc import IdTokenVerifier
+from shared.oidc import CallerRejected, IdTokenVerifier
 from shared.ratelimit import RateLimiter
 from tests import idtokens
 from tests.httpfakes import FakeServer, Reply, Request, fake_server
@@ -26,6 +27,9 @@ GATEWAY = "codex-api-gateway@proj.iam.gserviceaccount.com"
 USERINFO = base64.urlsafe_b64encode(
     json.dumps({"sub": "u1", "tenant": "gw", "scope": "codex.write"}).encode()
 ).decode()
+# The client's own JWT, which the gateway verified and forwards; the userinfo header is its
+# payload (here with padding stripped, as in a JWT).
+CLIENT_JWT = f"eyJhbGciOiJSUzI1NiJ9.{USERINFO.rstrip('=')}.c2lnbmF0dXJl"
 
 
 class Clock:
@@ -68,8 +72,11 @@ def _auth(proof: GatewayProof | None) -> Authenticator:
     )
 
 
-def _through_gateway(token: str) -> dict[str, str]:
-    return {"x-apigateway-api-userinfo": USERINFO, "authorization": f"Bearer {token}"}
+def _through_gateway(token: str, client_jwt: str | None = CLIENT_JWT) -> dict[str, str]:
+    headers = {"x-apigateway-api-userinfo": USERINFO, "authorization": f"Bearer {token}"}
+    if client_jwt is not None:
+        headers["x-forwarded-authorization"] = f"Bearer {client_jwt}"
+    return headers
 
 
 def _mint(key: tuple[bytes, str], **claims: object) -> str:
@@ -113,6 +120,40 @@ def test_a_forged_userinfo_header_is_refused(
         )
     with pytest.raises(Forbidden):
         auth.identify(_through_gateway(_mint(signing_key, verified=False)))
+
+
+def test_the_forwarded_identity_must_be_the_callers_verified_token(
+    certs: FakeServer, signing_key: tuple[bytes, str]
+) -> None:
+    auth = _auth(_proof(f"{certs.url}/certs"))
+    token = _mint(signing_key)
+    # A genuine gateway call made on an API key alone: a userinfo header riding along names
+    # nobody the gateway checked.
+    with pytest.raises(Unauthorized):
+        auth.identify(_through_gateway(token, client_jwt=None))
+    other = base64.urlsafe_b64encode(json.dumps({"sub": "x", "tenant": "victim"}).encode())
+    with pytest.raises(Unauthorized):
+        auth.identify(_through_gateway(token, client_jwt=f"h.{other.decode()}.s"))
+    with pytest.raises(Unauthorized):
+        auth.identify(_through_gateway(token, client_jwt="cck_abc_secret"))
+    # Two userinfo headers: which one did the gateway set? Neither is taken.
+    doubled = Headers(
+        raw=[
+            (b"x-apigateway-api-userinfo", USERINFO.encode()),
+            (b"x-apigateway-api-userinfo", other),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"x-forwarded-authorization", f"Bearer {CLIENT_JWT}".encode()),
+        ]
+    )
+    with pytest.raises(Unauthorized):
+        auth.identify(doubled)
+
+
+def test_a_refused_tokens_reason_never_quotes_it(certs: FakeServer) -> None:
+    verifier = IdTokenVerifier(AUDIENCE, [GATEWAY], certs_url=f"{certs.url}/certs")
+    with pytest.raises(CallerRejected) as refused:
+        verifier.verify_claims("Bearer cck_abc_a-client-key-sent-to-the-wrong-place")
+    assert "a-client-key" not in refused.value.reason
 
 
 def test_unreachable_certificates_are_a_retryable_dependency_error(

@@ -23,12 +23,19 @@ def test_round_trip_carries_session_tenant_key_and_job() -> None:
     assert claims.rate_limit_per_minute is None  # not given: none claimed
 
 
-def test_the_callers_rate_limit_travels_in_the_token() -> None:
+def test_the_callers_rate_limit_and_sign_in_expiry_travel_in_the_token() -> None:
     token = sign_stream_token(
-        SECRET, session_id="s", tenant="a", key_id="gw:x", rate_limit_per_minute=42, now=1000
+        SECRET,
+        session_id="s",
+        tenant="a",
+        key_id="gw:x",
+        rate_limit_per_minute=42,
+        identity_expires_at=4600,
+        now=1000,
     )
     claims = verify_stream_token(SECRET, token, session_id="s", now=1001)
     assert claims.rate_limit_per_minute == 42
+    assert claims.identity_expires_at == 4600
 
 
 @pytest.mark.parametrize(
