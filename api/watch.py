@@ -165,6 +165,14 @@ class EventFeed:
         while not self._queue.empty():
             batch.extend(self._queue.get_nowait())
         fresh = sorted((e for e in batch if e.seq > self.last_seq), key=lambda e: e.seq)
+        if fresh and fresh[0].seq > self.last_seq + 1:
+            # Sequence numbers have no holes: the listener skipped events (its first snapshot
+            # can miss one written just before it started). Passing them would lose them for
+            # good, so read what is stored in between first.
+            stored = await asyncio.to_thread(self._stored_after, self.last_seq)
+            by_seq = {e.seq: e for e in stored if e.seq > self.last_seq}
+            by_seq.update((e.seq, e) for e in fresh)
+            fresh = [by_seq[seq] for seq in sorted(by_seq)]
         out: list[JobEvent] = []
         for event in fresh:
             if event.seq > self.last_seq:

@@ -1,5 +1,6 @@
 """The API's event feed against the emulator: events arrive through the listener, and a
-quiet tick reads what is stored, so an event the listener missed still arrives."""
+quiet tick or a gap in the sequence reads what is stored, so an event the listener missed
+still arrives, in order."""
 
 from __future__ import annotations
 
@@ -50,3 +51,23 @@ def test_a_feed_whose_listener_died_still_delivers_stored_events_at_the_next_tic
     first, again = asyncio.run(scenario())
     assert first == [1, 2]  # after the queued event (seq 0), in order
     assert again == []  # delivered once
+
+
+def test_an_event_the_listener_skipped_arrives_before_the_later_ones(
+    isolated_adapters: Adapters,
+) -> None:
+    job_id, feed = _job_with_feed(isolated_adapters)
+    _append(isolated_adapters, job_id, "a", "b", "c")
+
+    async def scenario() -> list[int]:
+        later = await asyncio.to_thread(
+            isolated_adapters.jobs.list_events, job_id, after_seq=2, limit=10
+        )
+        # The listener hands over only the newest event, as when its first snapshot missed
+        # the ones written just before it.
+        feed._queue.put_nowait(list(later))
+        first = [e.seq for e in await feed.next_batch(5.0)]
+        return first
+
+    # Regression: the feed moved past seq 1 and 2, and a client never saw them.
+    assert asyncio.run(scenario()) == [1, 2, 3]
