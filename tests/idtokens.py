@@ -4,6 +4,8 @@ publishes its signing keys) and tokens minted with google.auth.jwt."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
+
+from tests.httpfakes import FakeServer, Reply, Request, fake_server
 
 KID = "test-key-1"
 
@@ -63,3 +67,15 @@ def mint(
     signer = crypt.RSASigner.from_string(key[0], key_id=kid)  # type: ignore[no-untyped-call]
     token: bytes = jwt.encode(signer, payload)  # type: ignore[no-untyped-call]
     return token.decode()
+
+
+@contextmanager
+def published_certs(key: tuple[bytes, str]) -> Iterator[FakeServer]:
+    """A loopback server publishing `key`'s certificate as Google's certs URL does; tokens
+    minted with `key` verify against `{server.url}/certs`."""
+
+    def respond(req: Request) -> Reply:
+        return 200, {KID: key[1]}
+
+    with fake_server(respond) as server:
+        yield server

@@ -19,8 +19,8 @@ from shared.errors import DependencyUnavailable, Forbidden, Unauthorized
 from shared.oidc import CallerRejected, IdTokenVerifier
 from shared.ratelimit import RateLimiter
 from tests import idtokens
-from tests.httpfakes import FakeServer, Reply, Request, fake_server
-from tests.idtokens import KID, keypair
+from tests.httpfakes import FakeServer, fake_server
+from tests.idtokens import keypair
 
 AUDIENCE = "https://codex-api-abc-uc.a.run.app"
 GATEWAY = "codex-api-gateway@proj.iam.gserviceaccount.com"
@@ -47,10 +47,7 @@ def signing_key() -> tuple[bytes, str]:
 
 @pytest.fixture(scope="module")
 def certs(signing_key: tuple[bytes, str]) -> Iterator[FakeServer]:
-    def respond(req: Request) -> Reply:
-        return 200, {KID: signing_key[1]}
-
-    with fake_server(respond) as server:
+    with idtokens.published_certs(signing_key) as server:
         yield server
 
 

@@ -30,7 +30,7 @@ from shared.services import sweeper
 from shared.services.dispatch import workflow_argument
 from shared.settings import Settings
 from tests import idtokens
-from tests.httpfakes import FakeServer, Reply, Request, fake_server
+from tests.httpfakes import FakeServer, fake_server
 from tests.idtokens import KID, keypair
 from worker.auth import WorkerAuth
 from worker.runtime import Accepted
@@ -57,10 +57,7 @@ def mint(key: tuple[bytes, str], **claims: Any) -> str:
 
 @pytest.fixture(scope="module")
 def certs(signing_key: tuple[bytes, str]) -> Iterator[FakeServer]:
-    def respond(req: Request) -> Reply:
-        return 200, {KID: signing_key[1]}
-
-    with fake_server(respond) as server:
+    with idtokens.published_certs(signing_key) as server:
         yield server
 
 
