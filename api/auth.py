@@ -146,9 +146,9 @@ def map_gateway_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
 
 def _b64_json(text: str) -> Any:
     """The JSON value of base64url `text` (padded or not); ValueError when it is none."""
+    text = text.strip()
     try:
-        padded = text.strip() + "=" * (-len(text.strip()) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return json.loads(base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode()))
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise ValueError(str(exc)) from None
 

@@ -22,9 +22,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from api.auth import Principal, issue_stream_token
+from api.auth import issue_stream_token
 from api.deps import Reader, ServicesDep
 from api.routes import jobs
+from shared.apikeys import Scope
 from shared.errors import Forbidden, Unauthorized
 from shared.tokens import verify_stream_token
 
@@ -69,21 +70,15 @@ async def token_events(
         token,
         session_id=_events_session(job_id),
     )
-    if claims.job_id != job_id or not ({"read", "admin"} & set(claims.scopes)):
+    if claims.job_id != job_id:
         raise Forbidden("this token does not allow reading this job's events")
-    # The token acts for a key (or gateway caller) that may be gone since it was issued.
-    if await run_in_threadpool(services.auth.stream_principal, claims) is None:
+    # The token acts for a key (or gateway caller) that may be gone, or have lost its read
+    # scope, since it was issued.
+    principal = await run_in_threadpool(services.auth.stream_principal, claims)
+    if principal is None:
         raise Unauthorized("the identity this token was issued to is no longer valid")
-    principal = Principal(
-        key_id=claims.key_id,
-        tenant=claims.tenant,
-        tier="STANDARD",
-        scopes=frozenset(claims.scopes),
-        rate_limit_per_minute=0,
-        via="events_token",
-    )
+    services.auth.authorize(principal, Scope.READ)
     # Same stream as the public route (tenant check, replay after Last-Event-ID, heartbeats).
-    await run_in_threadpool(services.jobs.require_job, job_id, tenant=claims.tenant)
     return await jobs.job_events(job_id, principal, services, last_event_id_header, last_event_id)
 
 
