@@ -486,8 +486,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "- Progress latency is measured from just before the event's Firestore append (what the "
         "worker does once per batch) to its arrival at the client. The worker batches codex "
-        f"events for up to `CODEX_CLOUD_EVENT_FLUSH_MS` ({report['config']['event_flush_ms']} ms) "
-        "before that append, which adds at most that much to codex → client. It runs on a fresh "
+        f"events: an event after a quiet spell waits `CODEX_CLOUD_EVENT_FLUSH_MS` "
+        f"({report['config']['event_flush_ms']} ms), one in a burst up to "
+        f"`CODEX_CLOUD_EVENT_WRITE_INTERVAL_MS` ({report['config']['event_write_interval_ms']} ms)"
+        ", before that append, which adds that much to codex → client. It runs on a fresh "
         "API stack per repeat: the Firestore emulator's listener path slows down with the writes "
         "it has served (clearing its documents does not undo that), so the same measurement on "
         "the stack that had just taken the submission phases is given apart as "
@@ -572,6 +574,7 @@ def main() -> None:
             "scales": list(SCALES),
             "worker_slots_total": 8,
             "event_flush_ms": Settings().event_flush_ms,
+            "event_write_interval_ms": Settings().event_write_interval_ms,
         },
     }
     details: dict[str, Any] = {}

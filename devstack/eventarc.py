@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from devstack.forward import Forwarder, ForwardError
 
 log = logging.getLogger("devstack.eventarc")
 
@@ -114,15 +115,15 @@ class Router:
     def __init__(self, project: str, triggers: dict[str, Trigger]) -> None:
         self.project = project
         self.triggers = triggers
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=5.0))
+        self.client = Forwarder(timeout_s=600.0, connect_timeout_s=5.0)
 
     async def _forward(self, trigger: Trigger, headers: dict[str, str], body: bytes) -> Response:
         try:
-            resp = await self.client.post(trigger.url, headers=headers, content=body)
-        except httpx.HTTPError as exc:
+            status, content = await self.client.post(trigger.url, headers, body)
+        except ForwardError as exc:
             log.warning("function unreachable: %s", exc)
             return Response(status_code=503)
-        return Response(content=resp.content, status_code=resp.status_code)
+        return Response(content=content, status_code=status)
 
     async def pubsub(self, request: Request) -> Response:
         trigger = self.triggers[request.path_params["trigger"]]

@@ -125,8 +125,14 @@ class Settings(BaseSettings):
     worker_allowed_callers: str = ""
     # SIGTERM: time running jobs get to finish before they are stopped and requeued.
     drain_grace_seconds: float = Field(default=240.0, ge=0)
-    # Codex events are batched into one Firestore write per window (or per max batch).
+    # Codex events are batched: a batch gathers this long after its first event (or until it
+    # holds `CODEX_CLOUD_EVENT_BATCH_MAX`), but see `CODEX_CLOUD_EVENT_WRITE_INTERVAL_MS`.
     event_flush_ms: int = Field(default=25, ge=1, le=1000)
+    # A batch of codex events is written no sooner than this after the job's previous event
+    # write began: every write rewrites the job's event head (one document; Firestore
+    # sustains a few writes per second on one document), so a burst costs one write per
+    # interval.
+    event_write_interval_ms: int = Field(default=250, ge=0, le=10_000)
     # Largest number of events in one Firestore batch write.
     event_batch_max: int = Field(default=200, ge=1, le=499)
     # A worker whose registry heartbeat is older than this is skipped by dispatch.

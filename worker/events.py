@@ -1,5 +1,6 @@
 """Codex records → job events, batched so a chatty job costs few Firestore writes while a
-client still sees each event within tens of milliseconds."""
+client still sees an event after a quiet spell within tens of milliseconds, and one in a burst
+within a write interval."""
 
 from __future__ import annotations
 
@@ -23,9 +24,13 @@ _DETACH = object()
 
 
 class EventBatcher:
-    """Collects events and appends them in order: one write per `flush_s` window or per
-    `max_batch` events, whichever comes first. A write failure is logged and the events are
-    kept for the next write, so a blip in Firestore does not lose the stream."""
+    """Collects events and appends them in order. A batch gathers for `flush_s` after its first
+    event, and no sooner than `min_interval_s` after the previous write began (each write
+    rewrites the job's event head, one document, and Firestore sustains only a few writes per
+    second on one document), or until it holds `max_batch` events. So an event after a quiet
+    spell goes out within `flush_s`, and a burst costs one write per interval. A write failure
+    is logged and the events are kept for the next write, so a blip in Firestore does not lose
+    the stream."""
 
     def __init__(
         self,
@@ -34,16 +39,19 @@ class EventBatcher:
         *,
         flush_s: float,
         max_batch: int,
+        min_interval_s: float = 0.0,
         cursor: EventCursor | None = None,
     ) -> None:
         self._store = store
         self._job_id = job_id
         self._flush_s = flush_s
+        self._min_interval_s = min_interval_s
         self._max_batch = max_batch
         self._queue: asyncio.Queue[EventDraft | object | None] = asyncio.Queue()
         self.cursor = cursor or EventCursor()
         self.raw: list[dict[str, Any]] = []
         self.written = 0
+        self.writes = 0
         self.dropped = 0
         self._task = asyncio.create_task(self._loop(), name=f"events-{job_id}")
 
@@ -86,6 +94,7 @@ class EventBatcher:
         closing = False
         failures = 0
         loop = asyncio.get_running_loop()
+        last_write = -float("inf")
 
         def take(item: EventDraft | object | None) -> bool:
             """Queue `item`; False for a sentinel (stop collecting)."""
@@ -100,7 +109,7 @@ class EventBatcher:
                 if item is _DETACH:
                     return pending
                 closing = not take(item)
-            deadline = loop.time() + self._flush_s
+            deadline = max(loop.time() + self._flush_s, last_write + self._min_interval_s)
             while not closing and len(pending) < self._max_batch:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -114,6 +123,7 @@ class EventBatcher:
                 closing = not take(item)
             if pending:
                 batch = pending[: self._max_batch]
+                last_write = loop.time()
                 try:
                     await asyncio.to_thread(
                         self._store.append_events, self._job_id, batch, cursor=self.cursor
@@ -142,4 +152,5 @@ class EventBatcher:
                 failures = 0
                 del pending[: len(batch)]
                 self.written += len(batch)
+                self.writes += 1
         return pending

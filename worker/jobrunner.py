@@ -148,6 +148,7 @@ class JobRunner:
             store,
             job.job_id,
             flush_s=self.settings.event_flush_ms / 1000,
+            min_interval_s=self.settings.event_write_interval_ms / 1000,
             max_batch=self.settings.event_batch_max,
             cursor=cursor,
         )

@@ -70,6 +70,35 @@ def test_close_writes_everything_queued(isolated_adapters: Adapters) -> None:
     assert [e.data["n"] for e in store.list_events(job_id, after_seq=2)] == list(range(7))
 
 
+def test_a_lone_event_goes_out_at_once_and_a_burst_waits_for_the_write_interval(
+    isolated_adapters: Adapters,
+) -> None:
+    store = isolated_adapters.jobs
+    job_id, cursor = _running_job(store)
+
+    def stored() -> list[int]:
+        return [e.data["n"] for e in store.list_events(job_id, after_seq=2)]
+
+    async def run() -> EventBatcher:
+        batcher = EventBatcher(
+            store, job_id, flush_s=0.01, max_batch=50, min_interval_s=30.0, cursor=cursor
+        )
+        await batcher.add(_output(0))
+        await asyncio.sleep(0.5)
+        assert await asyncio.to_thread(stored) == [0]  # after a quiet spell: within flush_s
+        for n in (1, 2, 3):
+            await batcher.add(_output(n))
+        await asyncio.sleep(0.5)
+        # Held back: the previous write began less than the interval ago.
+        assert await asyncio.to_thread(stored) == [0]
+        await batcher.close()
+        return batcher
+
+    batcher = asyncio.run(run())
+    assert stored() == [0, 1, 2, 3]
+    assert batcher.writes == 2  # the burst went out as one write
+
+
 def test_events_taken_for_a_final_write_that_never_came_are_still_written(
     isolated_adapters: Adapters,
 ) -> None:
