@@ -7,8 +7,11 @@ costs each task ~50 ms of pickup delay on average, and a worker answering 429 ge
 ten times a second per waiting task. Here a created task wakes the queue threads at once, so
 does the moment a scheduled task (a webhook retry, a dispatch backing off) comes due, and a
 failed dispatch is rescheduled with exponential backoff, as Cloud Tasks does with a queue's
-retry config (min/max backoff). The idle scan (`--idle-scan-ms`) is only a safety net:
-scanning every 10 ms instead would cost a steady ~3 % of a core in wake-ups, every 50 ms ~1 %.
+retry config (min/max backoff). A task name used in the last hour is refused with
+ALREADY_EXISTS, as Cloud Tasks refuses it (the emulator would queue a second task), which is
+what the dispatcher relies on to enqueue once per dispatch. The idle scan (`--idle-scan-ms`)
+is only a safety net: scanning every 10 ms instead would cost a steady ~3 % of a core in
+wake-ups, every 50 ms ~1 %.
 Everything else is the emulator's own behaviour.
 
     python devstack/tasks_emulator.py [--idle-scan-ms 1000] [--min-backoff-ms 100]
@@ -24,6 +27,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
+
+NAME_REUSE_WINDOW_S = 3600.0
 
 
 class Waker:
@@ -67,6 +72,28 @@ class Waker:
             self._seen.generation = self._generation
 
 
+class TaskNames:
+    """Task names created within the last `window_s` (Cloud Tasks keeps a name taken for
+    about an hour after its task ran or was deleted)."""
+
+    def __init__(self, window_s: float) -> None:
+        self._window_s = window_s
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, name: str) -> bool:
+        """True if `name` is free (it is now taken); False if it was used within the window."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 10_000:  # forget expired names now and then, not per call
+                self._seen = {n: t for n, t in self._seen.items() if now - t < self._window_s}
+            used = self._seen.get(name)
+            if used is not None and now - used < self._window_s:
+                return False
+            self._seen[name] = now
+            return True
+
+
 def _seconds_until(when: Any) -> float | None:
     """Seconds until a task's schedule time, None when it has none or it has passed."""
     stamp = getattr(when, "timestamp", None)
@@ -93,6 +120,7 @@ def main() -> None:
 
     from gcloud_tasks_emulator import __main__ as cli
     from gcloud_tasks_emulator import server
+    from google.api_core.exceptions import AlreadyExists
 
     needed = (
         hasattr(server, "_LOOP_SLEEP_TIME")
@@ -117,7 +145,16 @@ def main() -> None:
             waker.notify_in(delay)
         return created
 
-    server.QueueState.create_task = create_and_wake
+    names = TaskNames(NAME_REUSE_WINDOW_S)
+
+    def create_once(self: Any, queue: str, task: Any) -> Any:
+        if task.name and not names.claim(task.name):
+            raise AlreadyExists(  # type: ignore[no-untyped-call]
+                f"Task {task.name} already exists or was recently executed."
+            )
+        return create_and_wake(self, queue, task)
+
+    server.QueueState.create_task = create_once
     dispatch = server.QueueState.submit_task
 
     def submit_with_backoff(self: Any, task_name: str, force_run: bool = False) -> Any:

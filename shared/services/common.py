@@ -70,22 +70,6 @@ class EffectLedger:
         self._client = client
         self._ttl = timedelta(seconds=settings.effect_claim_ttl_s)
 
-    def is_done(self, key: str) -> bool:
-        snap = self._call(self._col.document(key).get)
-        return bool(snap.exists and (snap.to_dict() or {}).get("state") == "done")
-
-    def mark_done(self, key: str, **info: object) -> bool:
-        """Record an effect as done without running anything; False if a marker existed."""
-        try:
-            self._call(
-                lambda: self._col.document(key).create(
-                    {"state": "done", "done_at": utcnow(), **info}
-                )
-            )
-        except gexc.Conflict:
-            return False
-        return True
-
     def run_once(self, key: str, effect: Callable[[], T]) -> tuple[bool, T | None]:
         """Run `effect` unless it is already done; returns (ran, result)."""
         ref = self._col.document(key)

@@ -1,13 +1,13 @@
 """Dispatch of queued jobs (contract: docs/architecture.md "Dispatch contract").
 
 queued → dispatched is a guarded transition, so of two deliveries of the same Firestore event
-only one moves the job. The enqueue (or workflow start) that follows is recorded in the effect
-ledger under `{job_id}:dispatch-{seq}:enqueue`: a retried delivery after a failed enqueue finds
-the job dispatched without that marker and enqueues again (same task id, deduplicated by Cloud
-Tasks in production); a duplicate delivery after a successful enqueue finds the marker and
-does nothing. A task enqueue is not claimed first (its name deduplicates it), so it costs one
-marker write; a workflow start, which nothing deduplicates, is claimed, started, then marked.
-A job left dispatched by a crash is redispatched by the sweeper.
+only one moves the job. What follows is sent once per dispatch transition: a Cloud Task is
+named `{job_id}-{seq}` (seq = the dispatched event's), and Cloud Tasks refuses a name used
+within the last hour, so a delivery that finds the job still dispatched (a retry after a failed
+enqueue, or a duplicate) simply enqueues again and a duplicate is refused. A workflow start,
+which nothing deduplicates, is claimed in the effect ledger under
+`{job_id}:dispatch-{seq}:enqueue`, started, then marked done. A job left dispatched by a crash
+is redispatched by the sweeper.
 """
 
 from __future__ import annotations
@@ -78,7 +78,6 @@ def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
     def route_fields(job: JobRecord) -> dict[str, Any]:
         return {"route": route_for(job, threshold)}
 
-    won = False
     try:
         # No read first: the guarded transition reads the job once and decides on it.
         job = store.transition(
@@ -88,7 +87,6 @@ def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
             fields=route_fields,
             event_data=route_fields,
         )
-        won = True
     except NotFound:
         return DispatchOutcome("skipped", job_id, reason="job not found")
     except IllegalTransition:
@@ -108,20 +106,19 @@ def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
         "skipped", job_id, reason="already enqueued", dispatch_seq=dispatch_seq
     )
     if route == "tasks":
-        # A task is named after the job and dispatch, so Cloud Tasks itself refuses a second
-        # enqueue: no claim is needed, only the record that it was done. The delivery that
-        # made the transition knows nobody enqueued before it; a redelivery looks first.
-        if not won and ledger.is_done(key):
-            return skipped
+        # Named after the job and dispatch: Cloud Tasks itself refuses a second enqueue.
         target = _send(adapters, job, route, dispatch_seq)
-        ledger.mark_done(key)
+        if target is None:
+            return skipped
         return DispatchOutcome(
             "dispatched", job_id, route=route, dispatch_seq=dispatch_seq, target=target
         )
     targets: list[str] = []
 
     def start() -> None:
-        targets.append(_send(adapters, job, route, dispatch_seq))
+        execution = _send(adapters, job, route, dispatch_seq)
+        assert execution is not None  # a workflow start always names its execution
+        targets.append(execution)
 
     # A workflow execution has no name to deduplicate on: claim, start, then mark done.
     if not once(ledger, key, start):
@@ -131,7 +128,9 @@ def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
     )
 
 
-def _send(adapters: Adapters, job: JobRecord, route: str, dispatch_seq: int) -> str:
+def _send(adapters: Adapters, job: JobRecord, route: str, dispatch_seq: int) -> str | None:
+    """Start the job's workflow or enqueue its task: the execution or the task's URL, or None
+    for a task Cloud Tasks refused as already enqueued."""
     if route == "workflows":
         workers = list(candidate_urls(adapters, job.session_id, now=utcnow()))
         execution = adapters.workflows.start(
@@ -145,7 +144,7 @@ def _send(adapters: Adapters, job: JobRecord, route: str, dispatch_seq: int) -> 
         return execution
     queue = job.request.priority.value
     url = f"{task_target(adapters, job, now=utcnow())}/v1/jobs/{job.job_id}:run"
-    adapters.tasks.enqueue_http(
+    created = adapters.tasks.enqueue_http(
         queue,
         url=url,
         body={"job_id": job.job_id, "dispatch_seq": dispatch_seq},
@@ -153,6 +152,12 @@ def _send(adapters: Adapters, job: JobRecord, route: str, dispatch_seq: int) -> 
         # Every worker URL (pool or a session's worker) is the one Ingress: one audience.
         audience=adapters.settings.worker_oidc_audience,
     )
+    if created is None:
+        log.info(
+            "task already enqueued",
+            extra={"fields": {"job_id": job.job_id, "queue": queue, "seq": dispatch_seq}},
+        )
+        return None
     JOBS_DISPATCHED.labels(route="tasks", queue=queue).inc()
     log.info(
         "job dispatched",

@@ -352,6 +352,30 @@ def test_without_a_healthy_registered_worker_dispatch_uses_the_configured_url(
     assert not any(job.job_id in r.path for r in fake_worker.requests)
 
 
+def test_a_redelivered_queued_event_enqueues_no_second_task(
+    stack: Stack, adapters: Adapters, fake_worker: FakeServer
+) -> None:
+    # The fake worker acknowledges without claiming: the job stays dispatched, so each
+    # redelivery gets as far as the enqueue, which Cloud Tasks (and the local emulator)
+    # refuses for a task name already used.
+    job = create_job(adapters, fake_worker)
+
+    def runs() -> list[Any]:
+        return [r for r in fake_worker.requests if r.path.endswith(f"{job.job_id}:run")]
+
+    fake_worker.wait_for(lambda _reqs: len(runs()) >= 1)
+    for _ in range(2):
+        headers, body = terminal_event(stack.options.project, job, "", "queued")
+        resp = httpx.post(stack.urls["on_job_written"], headers=headers, content=body, timeout=30)
+        assert resp.status_code == 200, resp.text
+    time.sleep(1.0)
+    assert len(runs()) == 1
+    record = adapters.jobs.get_job(job.job_id)
+    assert record is not None
+    assert record.status is JobStatus.DISPATCHED
+    assert record.next_seq == job.next_seq  # no second dispatch transition either
+
+
 # ---- terminal side effects -------------------------------------------------------------------
 
 

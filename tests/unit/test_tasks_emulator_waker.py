@@ -1,11 +1,12 @@
-"""The local Cloud Tasks emulator's wake-ups: new tasks and due times end its scan sleeps."""
+"""The local Cloud Tasks emulator's additions: new tasks and due times end its scan sleeps, and
+a task name is taken for a while, as in Cloud Tasks."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from devstack.tasks_emulator import Waker
+from devstack.tasks_emulator import TaskNames, Waker
 
 
 def test_a_due_time_ends_the_sleep_then_and_not_before() -> None:
@@ -48,3 +49,12 @@ def test_a_new_task_wakes_every_sleeper_once() -> None:
     started = time.monotonic()
     waker.sleep(0.05)
     assert time.monotonic() - started >= 0.04
+
+
+def test_a_task_name_is_refused_while_the_window_lasts_then_free_again() -> None:
+    names = TaskNames(window_s=0.2)
+    assert names.claim("q/tasks/job-3")
+    assert not names.claim("q/tasks/job-3")
+    assert names.claim("q/tasks/job-4")  # another dispatch of the same job
+    time.sleep(0.25)
+    assert names.claim("q/tasks/job-3")
