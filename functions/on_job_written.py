@@ -15,7 +15,7 @@ from shared.services.common import stale_cloudevent
 from shared.services.completion import complete_job
 from shared.services.dispatch import dispatch_job
 from shared.services.runtime import invocation, process_adapters
-from shared.services.transitions import Action, action_for, decode_job_write
+from shared.services.transitions import Action, action_for, decode_job_write, written_record
 
 log = logging.getLogger("functions.on_job_written")
 
@@ -61,7 +61,8 @@ def on_job_written(event: CloudEvent) -> None:
                     extra={"fields": {"outcome": dispatch.status, "reason": dispatch.reason}},
                 )
             else:
-                done = complete_job(adapters, write.job_id)
+                written = written_record(data, adapters.firestore)
+                done = complete_job(adapters, write.job_id, written)
                 log.info(
                     "terminal effects",
                     extra={"fields": {"performed": done.performed, "skipped": done.skipped}},

@@ -77,13 +77,18 @@ def effects_key(job_id: str, status: str) -> str:
     return f"{job_id}:{status}:effects"
 
 
-def complete_job(adapters: Adapters, job_id: str) -> CompletionOutcome:
+def complete_job(
+    adapters: Adapters, job_id: str, written: JobRecord | None = None
+) -> CompletionOutcome:
     """Run the terminal side effects for the job's (terminal) state, each at most once.
 
-    Effects are attempted independently; if any failed retryably, the first such error is
-    raised after the others ran, so the event is redelivered and only the missing ones rerun.
+    `written` is the job as the terminal write left it, when the triggering event carried it
+    (otherwise it is read). Effects are attempted independently; if any failed retryably, the
+    first such error is raised after the others ran, so the event is redelivered and only the
+    missing ones rerun.
     """
-    job = adapters.jobs.get_job(job_id)
+    job = written if written is not None and written.job_id == job_id else None
+    job = job or adapters.jobs.get_job(job_id)
     if job is None or not job.status.terminal:
         return CompletionOutcome(job_id, job.status.value if job else "missing")
     status = job.status.value

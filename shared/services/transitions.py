@@ -6,12 +6,21 @@ cancel flags) needs no action, which is what keeps on_job_written loop-free.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from google.cloud.firestore_v1 import _helpers as firestore_helpers
+from google.cloud.firestore_v1.types import Document as FirestoreDocument
+from google.events.cloud.firestore import Document as EventDocument
 from google.events.cloud.firestore import DocumentEventData
+from pydantic import ValidationError
 
-from shared.models import JobStatus
+from shared.jobstore import decode_record
+from shared.models import JobRecord, JobStatus
+
+log = logging.getLogger(__name__)
 
 
 class Action(StrEnum):
@@ -59,3 +68,21 @@ def action_for(write: JobWrite) -> Action:
     if new.terminal and (old is None or not old.terminal):
         return Action.COMPLETE
     return Action.NONE
+
+
+def written_record(data: DocumentEventData, client: Any) -> JobRecord | None:
+    """The job as the event's write left it, or None when the event does not carry a whole job
+    document (the caller then reads it). Saves the read a handler would otherwise make of a
+    document it was just sent.
+
+    The event's `Document` and Firestore's own have the same wire format, so the Firestore
+    client's decoding applies (timestamps, maps, references to `client`)."""
+    if not data.value.name:
+        return None
+    try:
+        document = FirestoreDocument.deserialize(EventDocument.serialize(data.value))
+        fields = firestore_helpers.decode_dict(document.fields, client)
+        return decode_record(fields) if isinstance(fields, dict) else None
+    except (ValidationError, ValueError, TypeError) as exc:
+        log.info("event carries no whole job document; reading it: %s", type(exc).__name__)
+        return None
