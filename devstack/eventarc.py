@@ -1,8 +1,10 @@
 """A local stand-in for Eventarc: turns what the emulators emit into the CloudEvents that
 production delivers to Cloud Run functions, and forwards them.
 
-- Pub/Sub push (wrapped) → `google.cloud.pubsub.topic.v1.messagePublished` (JSON data).
-- fake-gcs-server object notifications (via Pub/Sub push) →
+- Pub/Sub messages → `google.cloud.pubsub.topic.v1.messagePublished` (JSON data), pulled from
+  the trigger's subscription (devstack/eventarc_pull.py says why not pushed) or pushed to
+  `/pubsub/{trigger}`.
+- fake-gcs-server object notifications (via Pub/Sub, likewise) →
   `google.cloud.storage.object.v1.finalized` (the object resource as JSON data).
 - Firestore emulator trigger posts (base64 text of a protobuf, doubled `projects/` in the
   source) → `google.cloud.firestore.document.v1.written` with the raw protobuf body.
@@ -15,9 +17,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
+import os
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from devstack.eventarc_pull import Pullers
 from devstack.forward import Forwarder, ForwardError
 
 log = logging.getLogger("devstack.eventarc")
@@ -42,6 +48,8 @@ class Trigger:
     url: str
     topic: str | None = None
     bucket: str | None = None
+    # A trigger with a subscription pulls its messages; without one they are pushed to it.
+    subscription: str | None = None
 
 
 def pubsub_cloudevent(
@@ -117,49 +125,78 @@ class Router:
         self.triggers = triggers
         self.client = Forwarder(timeout_s=600.0, connect_timeout_s=5.0)
 
-    async def _forward(self, trigger: Trigger, headers: dict[str, str], body: bytes) -> Response:
+    async def _post(
+        self, trigger: Trigger, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes]:
+        """The function's answer; 503 when it cannot be reached (the event is retried)."""
         try:
-            status, content = await self.client.post(trigger.url, headers, body)
+            return await self.client.post(trigger.url, headers, body)
         except ForwardError as exc:
             log.warning("function unreachable: %s", exc)
-            return Response(status_code=503)
+            return 503, b""
+
+    async def deliver(self, trigger: Trigger, envelope: dict[str, Any]) -> tuple[int, bytes]:
+        """A Pub/Sub message (as a push envelope) → the trigger's function: its answer."""
+        if trigger.kind == "storage":
+            event = storage_cloudevent(envelope)
+            if event is None or (trigger.bucket and event[0]["ce-bucket"] != trigger.bucket):
+                return 204, b""  # not for this trigger: ack and drop
+            headers, body = event
+        else:
+            headers, body = pubsub_cloudevent(self.project, trigger.topic or "", envelope)
+        return await self._post(trigger, headers, body)
+
+    async def pushed(self, request: Request) -> Response:
+        trigger = self.triggers[request.path_params["trigger"]]
+        status, content = await self.deliver(trigger, json.loads(await request.body()))
         return Response(content=content, status_code=status)
 
-    async def pubsub(self, request: Request) -> Response:
-        trigger = self.triggers[request.path_params["trigger"]]
-        envelope = json.loads(await request.body())
-        headers, body = pubsub_cloudevent(self.project, trigger.topic or "", envelope)
-        return await self._forward(trigger, headers, body)
+    def pull_deliveries(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[int]]]:
+        """Subscription → how a message pulled from it is delivered (its status code)."""
 
-    async def storage(self, request: Request) -> Response:
-        trigger = self.triggers[request.path_params["trigger"]]
-        event = storage_cloudevent(json.loads(await request.body()))
-        if event is None or (trigger.bucket and event[0]["ce-bucket"] != trigger.bucket):
-            return Response(status_code=204)  # not for this trigger: ack and drop
-        return await self._forward(trigger, *event)
+        def delivery(trigger: Trigger) -> Callable[[dict[str, Any]], Awaitable[int]]:
+            async def deliver(envelope: dict[str, Any]) -> int:
+                return (await self.deliver(trigger, envelope))[0]
+
+            return deliver
+
+        return {t.subscription: delivery(t) for t in self.triggers.values() if t.subscription}
 
     async def firestore(self, request: Request) -> Response:
         trigger = self.triggers.get(request.path_params["trigger"])
         if trigger is None:
             return Response(status_code=404)
         headers, body = firestore_cloudevent(dict(request.headers), await request.body())
-        return await self._forward(trigger, headers, body)
+        status, content = await self._post(trigger, headers, body)
+        return Response(content=content, status_code=status)
 
     async def health(self, request: Request) -> Response:
         return Response("ok")
 
-    def app(self) -> Starlette:
+    def app(self, pubsub_host: str | None = None) -> Starlette:
+        @contextlib.asynccontextmanager
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            pullers = Pullers(pubsub_host or "")
+            if pubsub_host:
+                pullers.start(self.pull_deliveries())
+            try:
+                yield
+            finally:
+                await pullers.stop()
+                await self.client.aclose()
+
         return Starlette(
+            lifespan=lifespan,
             routes=[
                 Route("/healthz", self.health),
-                Route("/pubsub/{trigger}", self.pubsub, methods=["POST"]),
-                Route("/storage/{trigger}", self.storage, methods=["POST"]),
+                Route("/pubsub/{trigger}", self.pushed, methods=["POST"]),
+                Route("/storage/{trigger}", self.pushed, methods=["POST"]),
                 Route(
                     "/functions/projects/{project}/triggers/{trigger}",
                     self.firestore,
                     methods=["POST"],
                 ),
-            ]
+            ],
         )
 
 
@@ -176,7 +213,8 @@ def main() -> None:
 
     configure_logging()
     router = load_router(Path(sys.argv[1]))
-    uvicorn.run(router.app(), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+    app = router.app(os.environ.get("PUBSUB_EMULATOR_HOST"))
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 
 
 if __name__ == "__main__":

@@ -284,18 +284,27 @@ class Stack:
         triggers: dict[str, dict[str, str | None]] = {}
         for fn in functions:
             url = f"http://{HOST}:{self.ports[f'fn-{fn.name}']}/"
+            # Function subscriptions are pulled by the stand-in (devstack/eventarc_pull.py).
+            subscription = (
+                f"projects/{self.options.project}/subscriptions/"
+                f"{self.topology.subscriptions[fn.subscription].name}"
+                if fn.subscription
+                else None
+            )
             if fn.trigger == "pubsub" and fn.subscription:
                 sub = self.topology.subscriptions[fn.subscription]
                 triggers[fn.name] = {
                     "kind": "pubsub",
                     "url": url,
                     "topic": self.topology.topics[sub.topic].name,
+                    "subscription": subscription,
                 }
             elif fn.trigger == "storage" and fn.bucket:
                 triggers[fn.name] = {
                     "kind": "storage",
                     "url": url,
                     "bucket": self.topology.bucket(fn.bucket),
+                    "subscription": subscription,
                 }
             elif fn.trigger == "firestore":
                 triggers[fn.name] = {"kind": "firestore", "url": url}
@@ -391,12 +400,9 @@ class Stack:
 
     def _provision(self, settings: Settings, functions: list[FunctionSpec]) -> None:
         base = f"http://{HOST}:{self.ports['eventarc']}"
-        push = {
-            fn.subscription: f"{base}/{'pubsub' if fn.trigger == 'pubsub' else 'storage'}/{fn.name}"
-            for fn in functions
-            if fn.subscription
-        }
-        provision_pubsub(settings, self.topology, push)
+        # The functions' subscriptions are pull subscriptions here: the Eventarc stand-in pulls
+        # them (devstack/eventarc_pull.py), as it is told in eventarc.json.
+        provision_pubsub(settings, self.topology, {})
         if self.options.probe:
             from devstack.provision import add_push_subscription
 
