@@ -40,14 +40,17 @@ from worker.codex.process import CodexOutcome, CodexRunSpec, run_codex
 from worker.codex.sessions import pack_session_state, unpack_session_state
 from worker.codex.workspace import (
     Snapshot,
+    WorkspaceDiff,
     WorkspaceError,
     archive_changed,
     clone_repo,
     diff,
     extract_archive,
+    fingerprint,
     prepare_empty,
     snapshot,
 )
+from worker.early import EarlyArtifacts, last_agent_message
 from worker.events import EventBatcher
 from worker.phases import PhaseTimer
 from worker.sessions import SessionError, SessionState, SessionStore, turn_prefix
@@ -202,8 +205,24 @@ class JobRunner:
                     JobError(code="deadline", message="deadline passed while preparing the job"),
                     batcher.cursor,
                 )
-            with timer.phase("codex"):
-                outcome = await run_codex(spec, batcher.add_codex_record, stop.event)
+            early: asyncio.Task[EarlyArtifacts | None] | None = None
+
+            async def on_record(record: dict[str, object]) -> None:
+                nonlocal early
+                await batcher.add_codex_record(record)
+                if record.get("type") == "turn.completed" and early is None:
+                    # codex still shuts down for a while: collect beside it (worker/early.py).
+                    early = asyncio.create_task(
+                        asyncio.to_thread(
+                            self._collect_early, job, root, workdir, before, list(batcher.raw)
+                        )
+                    )
+
+            try:
+                with timer.phase("codex"):
+                    outcome = await run_codex(spec, on_record, stop.event)
+            finally:
+                early_done = await _settled(early)
             CODEX_DURATION.observe(outcome.duration_s)
             if stop.reason in ("lease-lost", "draining"):
                 with timer.phase("events"):
@@ -215,7 +234,15 @@ class JobRunner:
             unwritten = asyncio.create_task(batcher.detach())
             with timer.phase("collect"):
                 result, session_index = await asyncio.to_thread(
-                    self._collect, job, root, workdir, before, outcome, batcher.raw, started
+                    self._collect,
+                    job,
+                    root,
+                    workdir,
+                    before,
+                    outcome,
+                    batcher.raw,
+                    started,
+                    early_done,
                 )
             with timer.phase("events"):
                 last_events = await unwritten
@@ -387,20 +414,41 @@ class JobRunner:
         outcome: CodexOutcome,
         raw_events: list[dict[str, object]],
         started: float,
+        early: EarlyArtifacts | None = None,
     ) -> tuple[JobResult, DocMerge | None]:
         """The job's result with its artifacts uploaded, and the session index update for the
-        final write (None when no session was saved)."""
-        changes = diff(before, workdir)
+        final write (None when no session was saved). What `early` collected is reused where
+        it still holds."""
+        same_workspace, done = (
+            early.reusable(fingerprint(workdir), len(raw_events), outcome.final_message)
+            if early is not None
+            else (False, {})
+        )
+        changes = early.changes if early is not None and same_workspace else diff(before, workdir)
         changed = [c.path for c in changes.changes]
+        workspace_saved = early is not None and same_workspace and early.workspace_saved
         # Every artifact and the session state are independent uploads: send them side by
         # side, so this step costs about one round trip instead of six.
         # Slots: one per artifact, the session save, and the two uploads it waits for.
         with ThreadPoolExecutor(max_workers=len(ARTIFACTS) + 3) as pool:
             session_saved = pool.submit(
-                self._save_session, pool, job, root, workdir, changes.files, outcome
+                self._save_session,
+                pool,
+                job,
+                root,
+                workdir,
+                changes.files,
+                outcome,
+                workspace_saved,
             )
             artifacts = self._upload_artifacts(
-                pool, job, workdir, changes.patch, changed, outcome, raw_events
+                pool,
+                job,
+                workdir,
+                changes,
+                outcome.final_message,
+                raw_events,
+                [name for name in ARTIFACTS if name not in done],
             )
             session_index = session_saved.result()
         result = JobResult(
@@ -413,9 +461,50 @@ class JobRunner:
             structured_output=outcome.structured_output,
             thread_id=outcome.thread_id,
             stderr_tail="\n".join(outcome.stderr_tail[-20:]) or None,
-            artifacts=artifacts,
+            artifacts={**done, **artifacts},
         )
         return bound_result(result), session_index
+
+    def _collect_early(
+        self,
+        job: JobRecord,
+        root: Path,
+        workdir: Path,
+        before: Snapshot,
+        raw_events: list[dict[str, object]],
+    ) -> EarlyArtifacts:
+        """What can be collected once the turn completed, while codex exits (the fingerprint
+        first: a write after it shows as a changed fingerprint at the check)."""
+        seen = fingerprint(workdir)
+        changes = diff(before, workdir)
+        final_message = last_agent_message(raw_events)
+        with ThreadPoolExecutor(max_workers=len(ARTIFACTS) + 1) as pool:
+            # The session's workspace archive under this turn's prefix; harmless if the turn's
+            # session state is not saved after all (the index never names it then).
+            workspace = pool.submit(
+                self.sessions.upload,
+                job.session_id,
+                turn_prefix(job.job_id, job.attempt),
+                state=None,
+                workspace=archive_changed(workdir, changes.files),
+            )
+            urls = self._upload_artifacts(
+                pool, job, workdir, changes, final_message, raw_events, list(ARTIFACTS)
+            )
+            try:
+                workspace.result()
+                workspace_saved = True
+            except (CodexCloudError, OSError) as exc:
+                log.info("session workspace not saved early: %s", exc)
+                workspace_saved = False
+        return EarlyArtifacts(
+            fingerprint=seen,
+            changes=changes,
+            urls=urls,
+            events_count=len(raw_events),
+            final_message=final_message,
+            workspace_saved=workspace_saved,
+        )
 
     def _save_session(
         self,
@@ -425,14 +514,16 @@ class JobRunner:
         workdir: Path,
         files: tuple[str, ...],
         outcome: CodexOutcome,
+        workspace_saved: bool = False,
     ) -> DocMerge | None:
-        """Upload the turn's session state and workspace (`files`: all files in it now);
-        returns the index update for the final write."""
+        """Upload the turn's session state and workspace (`files`: all files in it now;
+        `workspace_saved`: that archive is uploaded already); returns the index update for the
+        final write."""
         if not outcome.thread_id:
             return None
         try:
             state = pack_session_state(root / "codex" / "codex-home", outcome.thread_id)
-            workspace = archive_changed(workdir, files)
+            workspace = None if workspace_saved else archive_changed(workdir, files)
             prefix = turn_prefix(job.job_id, job.attempt)
             self.sessions.upload(
                 job.session_id, prefix, state=state, workspace=workspace, pool=pool
@@ -454,16 +545,18 @@ class JobRunner:
         pool: ThreadPoolExecutor,
         job: JobRecord,
         workdir: Path,
-        patch: str,
-        changed: list[str],
-        outcome: CodexOutcome,
+        changes: WorkspaceDiff,
+        final_message: str | None,
         raw_events: list[dict[str, object]],
+        names: list[str],
     ) -> dict[str, str]:
+        """Upload the artifacts `names` (side by side on `pool`): their gs:// URLs."""
         bucket = self.settings.topology.bucket("outputs")
+        changed = [c.path for c in changes.changes]
         contents: dict[str, Callable[[], bytes]] = {
             "events.jsonl": lambda: "".join(json.dumps(e) + "\n" for e in raw_events).encode(),
-            "final-message.txt": lambda: (outcome.final_message or "").encode(),
-            "diff.patch": patch.encode,
+            "final-message.txt": lambda: (final_message or "").encode(),
+            "diff.patch": changes.patch.encode,
             "changes.tar.gz": lambda: archive_changed(workdir, changed),
         }
 
@@ -472,7 +565,7 @@ class JobRunner:
             self.adapters.storage.put(bucket, path, contents[name](), content_type=ARTIFACTS[name])
             return f"gs://{bucket}/{path}"
 
-        uploads = {name: pool.submit(upload, name) for name in ARTIFACTS}
+        uploads = {name: pool.submit(upload, name) for name in names}
         return {name: future.result() for name, future in uploads.items()}
 
     async def _finish(
@@ -580,3 +673,21 @@ def _status_of(
         return JobStatus.CANCELLED, JobError(code="cancelled", message="cancelled by request")
     message = outcome.error or f"codex exited with code {outcome.exit_code}"
     return JobStatus.FAILED, JobError(code="codex-failed", message=message)
+
+
+async def _settled(
+    task: asyncio.Task[EarlyArtifacts | None] | None,
+) -> EarlyArtifacts | None:
+    """The early collection's result, or None when it did not run or failed (the normal
+    collection then does everything); never leaves its thread behind."""
+    if task is None:
+        return None
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    except Exception as exc:
+        log.warning("early collection failed; collecting after the exit: %s", exc)
+        return None

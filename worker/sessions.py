@@ -88,14 +88,18 @@ class SessionStore:
         session_id: str,
         prefix: str,
         *,
-        state: bytes,
-        workspace: bytes,
+        state: bytes | None,
+        workspace: bytes | None,
         pool: Executor | None = None,
     ) -> None:
-        """Upload both archives of a turn under its own `prefix` (side by side when given a
-        pool). The index is written after this (see `index`), so a resume never finds it
-        pointing at missing objects."""
-        uploads = [(STATE_OBJECT, state), (WORKSPACE_OBJECT, workspace)]
+        """Upload the archives of a turn under its own `prefix` (side by side when given a
+        pool; None: already uploaded). The index is written after this (see `index`), so a
+        resume never finds it pointing at missing objects."""
+        uploads = [
+            (name, data)
+            for name, data in ((STATE_OBJECT, state), (WORKSPACE_OBJECT, workspace))
+            if data is not None
+        ]
 
         def put(name: str, data: bytes) -> None:
             self._blobs.put(

@@ -394,6 +394,23 @@ def _walk(root: Path) -> Iterator[tuple[str, Path]]:
             yield full.relative_to(root).as_posix(), full
 
 
+Fingerprint = frozenset[tuple[str, int, int, int, int]]
+
+
+def fingerprint(root: Path) -> Fingerprint:
+    """Path, size, mtime, mode and inode of everything `snapshot` would read: equal
+    fingerprints taken before and after a diff mean nothing was written in between, for the
+    cost of a stat per file instead of reading them all."""
+    found: set[tuple[str, int, int, int, int]] = set()
+    for rel, full in _walk(root):
+        try:
+            st = full.lstat()
+        except OSError:
+            continue
+        found.add((rel, st.st_size, st.st_mtime_ns, st.st_mode, st.st_ino))
+    return frozenset(found)
+
+
 def _state(path: Path) -> tuple[FileState, bytes] | None:
     """A file's state and kept bytes; None for what is not a regular file or a link (FIFOs,
     sockets, devices are no workspace content, and opening a FIFO waits for a writer)."""
