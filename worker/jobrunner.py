@@ -222,7 +222,8 @@ class JobRunner:
                 with timer.phase("codex"):
                     outcome = await run_codex(spec, on_record, stop.event)
             finally:
-                early_done = await _settled(early)
+                with timer.phase("collect"):  # what is left of it once codex has exited
+                    early_done = await _settled(early)
             CODEX_DURATION.observe(outcome.duration_s)
             if stop.reason in ("lease-lost", "draining"):
                 with timer.phase("events"):

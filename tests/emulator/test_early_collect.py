@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from shared.adapters import Adapters
 from shared.models import Channel, JobRecord, JobRequest, JobStatus
 from worker.codex.process import CodexOutcome
-from worker.codex.workspace import snapshot
-from worker.early import last_agent_message
+from worker.codex.workspace import Snapshot, snapshot
+from worker.early import EarlyArtifacts, last_agent_message
 from worker.jobrunner import JobRunner
 
 EVENTS: list[dict[str, object]] = [
@@ -53,56 +54,64 @@ def _generations(adapters: Adapters, job: JobRecord) -> dict[str, int | None]:
     return found
 
 
-def _workspace(tmp_path: Path) -> tuple[Path, Path]:
+@dataclass
+class _Turn:
+    """A job whose turn wrote hello.py, with what was collected early."""
+
+    runner: JobRunner
+    job: JobRecord
+    root: Path
+    workdir: Path
+    before: Snapshot
+    early: EarlyArtifacts
+    uploaded: dict[str, int | None]
+
+
+def _completed_turn(adapters: Adapters, tmp_path: Path) -> _Turn:
+    runner = JobRunner(adapters, Path("/bin/true"), "w1")
+    job = _job(adapters)
     root = tmp_path / "job"
     workdir = root / "workspace"
     workdir.mkdir(parents=True)
     (workdir / "keep.txt").write_text("unchanged\n")
-    return root, workdir
+    before = snapshot(workdir)
+    (workdir / "hello.py").write_text("print('hi')\n")
+    early = runner._collect_early(job, root, workdir, before, list(EVENTS))
+    return _Turn(runner, job, root, workdir, before, early, _generations(adapters, job))
 
 
 def test_nothing_changed_after_the_turn_so_the_early_uploads_are_the_result(
     isolated_adapters: Adapters, tmp_path: Path
 ) -> None:
-    runner = JobRunner(isolated_adapters, Path("/bin/true"), "w1")
-    job = _job(isolated_adapters)
-    root, workdir = _workspace(tmp_path)
-    before = snapshot(workdir)
-    (workdir / "hello.py").write_text("print('hi')\n")
-
-    early = runner._collect_early(job, root, workdir, before, list(EVENTS))
-    uploaded = _generations(isolated_adapters, job)
-    result, _ = runner._collect(job, root, workdir, before, _outcome(), list(EVENTS), 0.0, early)
+    t = _completed_turn(isolated_adapters, tmp_path)
+    result, _ = t.runner._collect(
+        t.job, t.root, t.workdir, t.before, _outcome(), list(EVENTS), 0.0, t.early
+    )
 
     assert result.changed_files == ["hello.py"]
-    assert set(result.artifacts) == set(uploaded)
-    assert _generations(isolated_adapters, job) == uploaded  # nothing uploaded twice
+    assert set(result.artifacts) == set(t.uploaded)
+    assert _generations(isolated_adapters, t.job) == t.uploaded  # nothing uploaded twice
 
 
 def test_a_write_after_the_early_diff_and_another_final_message_are_collected_again(
     isolated_adapters: Adapters, tmp_path: Path
 ) -> None:
-    runner = JobRunner(isolated_adapters, Path("/bin/true"), "w1")
-    job = _job(isolated_adapters)
-    root, workdir = _workspace(tmp_path)
-    before = snapshot(workdir)
-    (workdir / "hello.py").write_text("print('hi')\n")
-    early = runner._collect_early(job, root, workdir, before, list(EVENTS))
-    uploaded = _generations(isolated_adapters, job)
+    t = _completed_turn(isolated_adapters, tmp_path)
+    job = t.job
 
     # A process codex left behind writes before it is stopped; codex's last-message file says
     # something else than its last event; one more record arrived.
     time.sleep(0.01)
-    (workdir / "late.txt").write_text("written after the turn\n")
-    os.utime(workdir / "late.txt")
+    (t.workdir / "late.txt").write_text("written after the turn\n")
+    os.utime(t.workdir / "late.txt")
     events: list[dict[str, object]] = [*EVENTS, {"type": "runner.exit"}]
-    result, _ = runner._collect(
-        job, root, workdir, before, _outcome("final words"), events, 0.0, early
+    result, _ = t.runner._collect(
+        job, t.root, t.workdir, t.before, _outcome("final words"), events, 0.0, t.early
     )
 
     assert result.changed_files == ["hello.py", "late.txt"]
     now = _generations(isolated_adapters, job)
-    assert all(now[name] != uploaded[name] for name in now)  # every artifact uploaded again
+    assert all(now[name] != t.uploaded[name] for name in now)  # every artifact uploaded again
     bucket = isolated_adapters.settings.topology.bucket("outputs")
     patch = isolated_adapters.storage.get(bucket, f"{job.job_id}/diff.patch").decode()
     assert "written after the turn" in patch
