@@ -18,11 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from devstack.eventarc_pull import Pullers
+from devstack.eventarc_pull import Deliver, Pullers
 from devstack.forward import Forwarder, ForwardError
 
 log = logging.getLogger("devstack.eventarc")
@@ -151,16 +152,16 @@ class Router:
         status, content = await self.deliver(trigger, json.loads(await request.body()))
         return Response(content=content, status_code=status)
 
-    def pull_deliveries(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[int]]]:
+    async def deliver_pulled(self, trigger: Trigger, envelope: dict[str, Any]) -> int:
+        return (await self.deliver(trigger, envelope))[0]
+
+    def pull_deliveries(self) -> dict[str, Deliver]:
         """Subscription → how a message pulled from it is delivered (its status code)."""
-
-        def delivery(trigger: Trigger) -> Callable[[dict[str, Any]], Awaitable[int]]:
-            async def deliver(envelope: dict[str, Any]) -> int:
-                return (await self.deliver(trigger, envelope))[0]
-
-            return deliver
-
-        return {t.subscription: delivery(t) for t in self.triggers.values() if t.subscription}
+        return {
+            t.subscription: functools.partial(self.deliver_pulled, t)
+            for t in self.triggers.values()
+            if t.subscription
+        }
 
     async def firestore(self, request: Request) -> Response:
         trigger = self.triggers.get(request.path_params["trigger"])
@@ -176,13 +177,14 @@ class Router:
     def app(self, pubsub_host: str | None = None) -> Starlette:
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            pullers = Pullers(pubsub_host or "")
-            if pubsub_host:
+            pullers = Pullers(pubsub_host) if pubsub_host else None
+            if pullers is not None:
                 pullers.start(self.pull_deliveries())
             try:
                 yield
             finally:
-                await pullers.stop()
+                if pullers is not None:
+                    await pullers.stop()
                 await self.client.aclose()
 
         return Starlette(

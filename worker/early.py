@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from worker.codex.process import agent_message_text
 from worker.codex.workspace import Fingerprint, WorkspaceDiff
 
 # Artifacts that depend only on the workspace.
@@ -47,15 +48,8 @@ class EarlyArtifacts:
 
 
 def last_agent_message(records: Sequence[dict[str, object]]) -> str | None:
-    """The text of the last agent message in codex's event stream (what codex reports as the
-    final message unless its last-message file says otherwise)."""
+    """The last agent message in codex's event stream, as codex's run state tracks it."""
     for record in reversed(records):
-        item = record.get("item")
-        if (
-            record.get("type") == "item.completed"
-            and isinstance(item, dict)
-            and item.get("type") == "agent_message"
-        ):
-            text = item.get("text")
-            return text if isinstance(text, str) else None
+        if (text := agent_message_text(record)) is not None:
+            return text
     return None

@@ -100,8 +100,6 @@ def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
     # The dispatched transition appended exactly one event, so its seq is next_seq - 1: stable
     # for every delivery concerning this transition.
     dispatch_seq = job.next_seq - 1
-    ledger = EffectLedger(adapters.firestore, adapters.settings)
-    key = dispatch_key(job_id, dispatch_seq)
     skipped = DispatchOutcome(
         "skipped", job_id, reason="already enqueued", dispatch_seq=dispatch_seq
     )
@@ -121,7 +119,8 @@ def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
         targets.append(execution)
 
     # A workflow execution has no name to deduplicate on: claim, start, then mark done.
-    if not once(ledger, key, start):
+    ledger = EffectLedger(adapters.firestore, adapters.settings)
+    if not once(ledger, dispatch_key(job_id, dispatch_seq), start):
         return skipped
     return DispatchOutcome(
         "dispatched", job_id, route=route, dispatch_seq=dispatch_seq, target=targets[0]

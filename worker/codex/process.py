@@ -121,6 +121,16 @@ def build_command(spec: CodexRunSpec, last_message: Path, schema: Path | None) -
     return args
 
 
+def agent_message_text(record: Mapping[str, Any]) -> str | None:
+    """The text of a completed agent message record (what codex reports as the final message
+    unless its last-message file says otherwise); None for any other record."""
+    item = record.get("item")
+    if record.get("type") != "item.completed" or not isinstance(item, Mapping):
+        return None
+    text = item.get("text")
+    return text if item.get("type") == "agent_message" and isinstance(text, str) else None
+
+
 class _RunState:
     def __init__(self, tail_lines: int) -> None:
         self.thread_id: str | None = None
@@ -149,12 +159,8 @@ class _RunState:
             self.turn_failed = str(msg or "turn failed")
         elif kind == "error" and isinstance(record.get("message"), str):
             self.last_error = record["message"]
-        elif kind == "item.completed":
-            item = record.get("item")
-            if isinstance(item, Mapping) and item.get("type") == "agent_message":
-                text = item.get("text")
-                if isinstance(text, str):
-                    self.last_agent_message = text
+        elif (text := agent_message_text(record)) is not None:
+            self.last_agent_message = text
 
 
 async def _deliver(on_event: OnEvent, record: dict[str, Any]) -> None:
