@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -29,12 +30,17 @@ from typing import Any
 
 import httpx
 
-from bench.common import CpuMeter
-from devstack.stack import SCRIPTED_MODEL, Stack, StackOptions
+from bench.common import CpuMeter, raw_config, seeded_template
+from devstack.stack import Stack, StackOptions
 from shared.adapters import Adapters
 from shared.log import configure_logging
 from shared.models import Channel, JobRequest
 from shared.settings import Settings
+from worker.codex.binary import find_codex_binary
+from worker.codex.config import prepare_codex_home
+from worker.codex.env import build_codex_env
+from worker.codex.process import CodexRunSpec, run_codex
+from worker.codex.statedb import seed_codex_home
 
 log = logging.getLogger("bench.channels")
 PROMPT = "[[script:hello]] write hello.py"
@@ -138,13 +144,12 @@ def http_submitter(
     return submit
 
 
-async def raw_codex_runs(model_base_url: str, n: int, parallel: int) -> list[float]:
-    """`codex exec` directly with the same scripted model: wall time per run."""
-    from worker.codex.binary import find_codex_binary
-    from worker.codex.config import CodexConfig, ProviderConfig, prepare_codex_home
-    from worker.codex.env import build_codex_env
-    from worker.codex.process import CodexRunSpec, run_codex
-
+async def raw_codex_runs(
+    model_base_url: str, n: int, parallel: int, template: Path | None = None
+) -> list[float]:
+    """`codex exec` directly with the same scripted model: wall time per run. Each run gets a
+    fresh CODEX_HOME, as plain codex starts; with `template`, one seeded with codex's state
+    databases (what the worker does, worker/codex/statedb.py)."""
     binary = find_codex_binary()
     sem = asyncio.Semaphore(parallel)
     root = Path(tempfile.mkdtemp(prefix="bench-raw-"))
@@ -154,10 +159,9 @@ async def raw_codex_runs(model_base_url: str, n: int, parallel: int) -> list[flo
             job_root = root / f"r{i}"
             workdir = job_root / "workspace"
             workdir.mkdir(parents=True)
-            home = prepare_codex_home(
-                job_root,
-                CodexConfig(provider=ProviderConfig(base_url=model_base_url, model=SCRIPTED_MODEL)),
-            )
+            home = prepare_codex_home(job_root, raw_config(model_base_url))
+            if template is not None:
+                seed_codex_home(template, home.codex_home)
             env = build_codex_env(
                 home=home.home,
                 codex_home=home.codex_home,
@@ -178,10 +182,13 @@ async def raw_codex_runs(model_base_url: str, n: int, parallel: int) -> list[flo
                 raise RuntimeError(f"raw codex run failed: {outcome}")
             return time.monotonic() - t0
 
-    return list(await asyncio.gather(*(one(i) for i in range(n))))
+    try:
+        return list(await asyncio.gather(*(one(i) for i in range(n))))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
-def summarize(samples: list[float], raw_p50: float) -> dict[str, float]:
+def summarize(samples: list[float], raw_p50: float, seeded_p50: float) -> dict[str, float]:
     overhead = [s - raw_p50 for s in samples]
     return {
         "n": len(samples),
@@ -189,6 +196,8 @@ def summarize(samples: list[float], raw_p50: float) -> dict[str, float]:
         "latency_p99_ms": round(percentile(samples, 0.99) * 1000, 1),
         "overhead_p50_ms": round(percentile(overhead, 0.5) * 1000, 1),
         "overhead_p99_ms": round(percentile(overhead, 0.99) * 1000, 1),
+        # Over codex on a seeded home, as the worker runs it: the orchestration alone.
+        "overhead_vs_seeded_p50_ms": round((percentile(samples, 0.5) - seeded_p50) * 1000, 1),
     }
 
 
@@ -260,8 +269,9 @@ def measure_channels(stack: Stack, adapters: Adapters, samples: int) -> dict[str
     model = stack.urls["model"] + "/v1"
     channels: dict[str, Callable[[Adapters], float]] = {}
     raw: list[float] = []
+    seeded: list[float] = []
     measured: dict[str, list[float]] = {}
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30) as client, seeded_template(model) as template:
         http = http_submitter(stack, adapters, client)
         if http is not None:
             channels["http_async"] = http
@@ -276,16 +286,18 @@ def measure_channels(stack: Stack, adapters: Adapters, samples: int) -> dict[str
         # alike instead of whichever was measured during a slow spell.
         for _ in range(samples):
             raw.extend(asyncio.run(raw_codex_runs(model, 1, 1)))
+            seeded.extend(asyncio.run(raw_codex_runs(model, 1, 1, template)))
             for name, submit in channels.items():
                 measured.setdefault(name, []).append(submit(adapters))
-    raw_p50 = percentile(raw, 0.5)
-    report["raw_codex"] = {
-        "n": len(raw),
-        "p50_ms": round(raw_p50 * 1000, 1),
-        "p99_ms": round(percentile(raw, 0.99) * 1000, 1),
-    }
+    raw_p50, seeded_p50 = percentile(raw, 0.5), percentile(seeded, 0.5)
+    for key, runs in (("raw_codex", raw), ("raw_codex_seeded", seeded)):
+        report[key] = {
+            "n": len(runs),
+            "p50_ms": round(percentile(runs, 0.5) * 1000, 1),
+            "p99_ms": round(percentile(runs, 0.99) * 1000, 1),
+        }
     for name, samples_s in measured.items():
-        report[name] = summarize(samples_s, raw_p50)
+        report[name] = summarize(samples_s, raw_p50, seeded_p50)
         log.info("channel measured", extra={"fields": {"channel": name, **report[name]}})
     return report
 
@@ -325,51 +337,59 @@ def _cpu_ms_per_job(meters: list[CpuMeter], jobs: int) -> tuple[dict[str, float]
 def measure_throughput(stack: Stack, adapters: Adapters, n: int, rounds: int = 1) -> dict[str, Any]:
     """N jobs submitted at once through Pub/Sub vs N raw codex runs all in parallel, with the
     CPU each side spent per job, by process group (on a small machine the emulators share
-    the cores with codex).
+    the cores with codex). A third side runs raw codex on seeded homes, as the worker does:
+    the pipeline against it is the orchestration's own cost.
 
-    `rounds` bursts per side, alternating which side goes first: the machine's speed drifts
+    `rounds` bursts per side, rotating which side goes first: the machine's speed drifts
     (raw codex run times move by a fifth within minutes on a shared box), and a short burst is
-    mostly latency, so one pair of bursts is a noisy sample. Jobs/s per side is all its jobs
+    mostly latency, so one set of bursts is a noisy sample. Jobs/s per side is all its jobs
     over all its burst time."""
     pids = {name: p.pid for name, p in stack.processes.items() if p.pid is not None}
     model = stack.urls["model"] + "/v1"
-    pipe_meters: list[CpuMeter] = []
-    raw_meters: list[CpuMeter] = []
-    seconds = {"pipeline": 0.0, "raw": 0.0}
+    meters: dict[str, list[CpuMeter]] = {"pipeline": [], "raw": [], "raw_seeded": []}
+    seconds = dict.fromkeys(meters, 0.0)
 
-    def pipeline_burst() -> None:
+    def burst(side: str, template: Path) -> None:
         with CpuMeter(pids) as meter:
-            seconds["pipeline"] += n / throughput(adapters, n)
-        pipe_meters.append(meter)
+            if side == "pipeline":  # from the first publish (not the listeners' set-up) on
+                seconds[side] += n / throughput(adapters, n)
+            else:
+                t0 = time.monotonic()
+                asyncio.run(raw_codex_runs(model, n, n, template if side == "raw_seeded" else None))
+                seconds[side] += time.monotonic() - t0
+        meters[side].append(meter)
 
-    def raw_burst() -> None:
-        with CpuMeter(pids) as meter:
-            t0 = time.monotonic()
-            asyncio.run(raw_codex_runs(model, n, n))
-            seconds["raw"] += time.monotonic() - t0
-        raw_meters.append(meter)
-
-    for r in range(rounds):
-        for burst in (pipeline_burst, raw_burst) if r % 2 == 0 else (raw_burst, pipeline_burst):
-            burst()
+    sides = list(meters)
+    with seeded_template(model) as template:
+        for r in range(rounds):
+            for side in sides[r % 3 :] + sides[: r % 3]:
+                burst(side, template)
     jobs = n * rounds
-    pipeline, raw_tp = jobs / seconds["pipeline"], jobs / seconds["raw"]
-    pipe_cpu, pipe_by_process = _cpu_ms_per_job(pipe_meters, jobs)
+    rate = {side: jobs / spent for side, spent in seconds.items()}
+    pipe_cpu, pipe_by_process = _cpu_ms_per_job(meters["pipeline"], jobs)
+
+    def raw_cpu(side: str) -> dict[str, float]:
+        # Raw codex runs are this process's children; the model server answers every side.
+        runs = meters[side]
+        return {
+            "codex": round(sum(m.spent["children"] for m in runs) * 1000 / jobs, 1),
+            "model": round(sum(m.spent.get("model", 0.0) for m in runs) * 1000 / jobs, 1),
+            "bench": round(sum(m.spent["self"] for m in runs) * 1000 / jobs, 1),
+        }
+
     return {
-        "pipeline_pubsub": round(pipeline, 3),
-        "raw_codex_parallel": round(raw_tp, 3),
-        "ratio": round(pipeline / raw_tp, 3),
+        "pipeline_pubsub": round(rate["pipeline"], 3),
+        "raw_codex_parallel": round(rate["raw"], 3),
+        "raw_codex_seeded_parallel": round(rate["raw_seeded"], 3),
+        "ratio": round(rate["pipeline"] / rate["raw"], 3),
+        "ratio_to_seeded": round(rate["pipeline"] / rate["raw_seeded"], 3),
         "n": n,
         "rounds": rounds,
         "worker_slots_total": stack.options.workers * stack.options.worker_slots,
         "pipeline_cpu_ms_per_job": pipe_cpu,
         "pipeline_cpu_ms_per_job_by_process": pipe_by_process,
-        # Raw codex runs are this process's children; the model server answers both sides.
-        "raw_cpu_ms_per_job": {
-            "codex": round(sum(m.spent["children"] for m in raw_meters) * 1000 / jobs, 1),
-            "model": round(sum(m.spent.get("model", 0.0) for m in raw_meters) * 1000 / jobs, 1),
-            "bench": round(sum(m.spent["self"] for m in raw_meters) * 1000 / jobs, 1),
-        },
+        "raw_cpu_ms_per_job": raw_cpu("raw"),
+        "raw_seeded_cpu_ms_per_job": raw_cpu("raw_seeded"),
     }
 
 

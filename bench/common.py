@@ -6,16 +6,21 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from devstack.stack import SCRIPTED_MODEL
 from worker.codex.binary import find_codex_binary
+from worker.codex.config import CodexConfig, ProviderConfig
+from worker.codex.statedb import build_state_template
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -232,3 +237,20 @@ def write_json(path: str | None, payload: dict[str, Any]) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload, indent=2, default=str))
+
+
+def raw_config(model_base_url: str) -> CodexConfig:
+    return CodexConfig(provider=ProviderConfig(base_url=model_base_url, model=SCRIPTED_MODEL))
+
+
+@contextlib.contextmanager
+def seeded_template(model_base_url: str) -> Iterator[Path]:
+    """codex's state databases made once, as a worker makes them for its jobs' homes."""
+    root = Path(tempfile.mkdtemp(prefix="bench-template-"))
+    try:
+        made = build_state_template(find_codex_binary(), root / "t", raw_config(model_base_url))
+        if made is None:
+            raise RuntimeError("codex made no state databases to seed homes with")
+        yield made
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

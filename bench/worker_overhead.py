@@ -3,7 +3,9 @@ synchronous endpoint, interleaved, plus peak memory per concurrent job.
 
     python -m bench.worker_overhead [--runs 20] [--concurrency 4] [--json out.json]
 
-Raw runs use the same lean config and a fresh CODEX_HOME per run, like the worker does.
+Raw runs use the same lean config and a fresh CODEX_HOME per run; a second raw series seeds
+each home with codex's state databases, as the worker does (worker/codex/statedb.py), so the
+worker's figure can be read against plain codex and against codex started the worker's way.
 The worker figure is what a caller of `POST /v1/jobs/{id}:run-sync` sees: claim, workspace,
 codex, batched events, artifacts, session save and the final guarded write.
 """
@@ -20,7 +22,14 @@ from typing import Any
 
 import httpx
 
-from bench.common import PeakSampler, machine_facts, rss_tree_kb, summary, write_json
+from bench.common import (
+    PeakSampler,
+    machine_facts,
+    rss_tree_kb,
+    seeded_template,
+    summary,
+    write_json,
+)
 from devstack.stack import SCRIPTED_MODEL, Stack, StackOptions
 from shared.adapters import Adapters
 from shared.log import configure_logging
@@ -30,11 +39,12 @@ from worker.codex.binary import find_codex_binary
 from worker.codex.config import CodexConfig, ProviderConfig, prepare_codex_home
 from worker.codex.env import build_codex_env
 from worker.codex.process import CodexRunSpec, run_codex
+from worker.codex.statedb import seed_codex_home
 
 PROMPT = "[[script:hello]] write hello.py and run it"
 
 
-def raw_run(model_url: str, binary: Path) -> float:
+def raw_run(model_url: str, binary: Path, template: Path | None = None) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-raw-") as tmp:
         root = Path(tmp)
         workdir = root / "workspace"
@@ -43,6 +53,8 @@ def raw_run(model_url: str, binary: Path) -> float:
             root / "codex",
             CodexConfig(provider=ProviderConfig(base_url=model_url, model=SCRIPTED_MODEL)),
         )
+        if template is not None:
+            seed_codex_home(template, home.codex_home)
         env = build_codex_env(
             home=home.home,
             codex_home=home.codex_home,
@@ -124,19 +136,23 @@ def measure_overhead(stack: Stack, adapters: Adapters, runs: int) -> dict[str, A
     binary = find_codex_binary()
     model_url = stack.env["CODEX_CLOUD_MODEL_BASE_URL"]
     raw: list[float] = []
+    seeded: list[float] = []
     worker: list[float] = []
-    with httpx.Client() as client:
+    with httpx.Client() as client, seeded_template(model_url) as template:
         raw_run(model_url, binary)  # warm-up: page cache, model server
         worker_run(adapters, stack.urls["worker-0"], client)
         for _ in range(runs):
             raw.append(raw_run(model_url, binary))
+            seeded.append(raw_run(model_url, binary, template))
             worker.append(worker_run(adapters, stack.urls["worker-0"], client))
-    raw_s, worker_s = summary(raw), summary(worker)
+    raw_s, seeded_s, worker_s = summary(raw), summary(seeded), summary(worker)
     ratio = worker_s["median"] / raw_s["median"]
     return {
         "raw_codex_s": raw_s,
+        "raw_codex_seeded_s": seeded_s,
         "worker_sync_s": worker_s,
         "ratio_median": ratio,
+        "ratio_to_seeded_median": worker_s["median"] / seeded_s["median"],
         "target_ratio": 1.10,
         "target_met": ratio <= 1.10,
     }

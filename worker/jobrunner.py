@@ -38,6 +38,7 @@ from worker.codex.config import CodexConfig, ProviderConfig, prepare_codex_home
 from worker.codex.env import ApiKey, build_codex_env
 from worker.codex.process import CodexOutcome, CodexRunSpec, run_codex
 from worker.codex.sessions import pack_session_state, unpack_session_state
+from worker.codex.statedb import build_state_template, seed_codex_home
 from worker.codex.workspace import (
     Snapshot,
     WorkspaceDiff,
@@ -95,6 +96,8 @@ class JobRunner:
         self.settings: Settings = adapters.settings
         self.binary = binary
         self.worker_id = worker_id
+        # codex's state databases for new jobs' homes, once made (`prepare_state_template`).
+        self.state_template: Path | None = None
         self.sessions = SessionStore(
             adapters.firestore, adapters.storage, self.settings.topology.bucket("sessions")
         )
@@ -355,23 +358,10 @@ class JobRunner:
         api_key = (
             ApiKey(MODEL_KEY_VAR, s.openai_api_key.get_secret_value()) if s.openai_api_key else None
         )
-        provider = ProviderConfig(
-            base_url=s.model_base_url,
-            model=s.model,
-            api_key_env_var=MODEL_KEY_VAR if api_key else None,
-            request_max_retries=s.model_request_max_retries,
-            stream_max_retries=s.model_stream_max_retries,
-            stream_idle_timeout_ms=s.model_stream_idle_timeout_ms,
-        )
-        home = prepare_codex_home(
-            root / "codex",
-            CodexConfig(
-                provider=provider,
-                sandbox_mode=s.sandbox_mode,
-                bundled_skills=s.codex_bundled_skills,
-            ),
-        )
+        home = prepare_codex_home(root / "codex", self._codex_config())
         resume = None
+        if self.state_template is not None and not (session is not None and session.thread_id):
+            seed_codex_home(self.state_template, home.codex_home)
         if session is not None and session.thread_id:
             try:
                 state = self.sessions.fetch_state(session)
@@ -405,6 +395,36 @@ class JobRunner:
             resume_thread_id=resume,
             scratch_dir=scratch,
         )
+
+    def _codex_config(self) -> CodexConfig:
+        s = self.settings
+        provider = ProviderConfig(
+            base_url=s.model_base_url,
+            model=s.model,
+            api_key_env_var=MODEL_KEY_VAR if s.openai_api_key else None,
+            request_max_retries=s.model_request_max_retries,
+            stream_max_retries=s.model_stream_max_retries,
+            stream_idle_timeout_ms=s.model_stream_idle_timeout_ms,
+        )
+        return CodexConfig(
+            provider=provider, sandbox_mode=s.sandbox_mode, bundled_skills=s.codex_bundled_skills
+        )
+
+    def prepare_state_template(self) -> None:
+        """Have codex make its state databases once, for new jobs' homes (worker/codex/statedb.py).
+        Blocking: call it off the event loop, before taking jobs."""
+        if not self.settings.codex_seed_state:
+            return
+        self.state_template = build_state_template(
+            self.binary, self._template_root(), self._codex_config()
+        )
+
+    def discard_state_template(self) -> None:
+        self.state_template = None
+        shutil.rmtree(self._template_root(), ignore_errors=True)
+
+    def _template_root(self) -> Path:
+        return Path(self.settings.workspace_root) / f".codex-state-{self.worker_id}"
 
     def _collect(
         self,

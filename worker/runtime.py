@@ -64,6 +64,7 @@ class WorkerRuntime:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.runner.prepare_state_template)
         self._registry_task = asyncio.create_task(self._registry_loop())
         self._watch = await asyncio.to_thread(self._watch_own_jobs)
 
@@ -80,6 +81,7 @@ class WorkerRuntime:
             if still:
                 await asyncio.wait(still, timeout=30)
         await self.runner.settle()
+        await asyncio.to_thread(self.runner.discard_state_template)
         if self._watch is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._watch.unsubscribe)
