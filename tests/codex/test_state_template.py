@@ -28,9 +28,7 @@ def template(tmp_path: Path, codex_binary: Path, model_server: ModelServer) -> P
 
 
 def digests(directory: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.glob("*.sqlite")
-    }
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.glob("*.sqlite")}
 
 
 def thread_ids(codex_home: Path) -> list[str]:
