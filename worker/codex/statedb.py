@@ -17,6 +17,7 @@ import logging
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from worker.codex.process import CodexRunSpec, build_command
 log = logging.getLogger(__name__)
 
 _PATTERN = "*.sqlite"
-_TIMEOUT_S = 60.0
+# It stops as soon as it finds no prompt (~0.1 s); a worker start must not hang on it.
+_TIMEOUT_S = 20.0
 
 
 def build_state_template(
@@ -51,6 +53,7 @@ def build_state_template(
         extra_args=tuple(extra_args),
     )
     argv = build_command(spec, root / "last-message.txt", None)
+    started = time.monotonic()
     try:
         subprocess.run(
             argv,
@@ -70,7 +73,13 @@ def build_state_template(
         return None
     log.info(
         "codex state databases prepared",
-        extra={"fields": {"databases": [p.name for p in databases], "dir": str(home.codex_home)}},
+        extra={
+            "fields": {
+                "databases": [p.name for p in databases],
+                "dir": str(home.codex_home),
+                "ms": round((time.monotonic() - started) * 1000, 1),
+            }
+        },
     )
     return home.codex_home
 
