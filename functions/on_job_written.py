@@ -15,7 +15,13 @@ from shared.services.common import stale_cloudevent
 from shared.services.completion import complete_job
 from shared.services.dispatch import dispatch_job
 from shared.services.runtime import invocation, process_adapters
-from shared.services.transitions import Action, action_for, decode_job_write, written_record
+from shared.services.transitions import (
+    Action,
+    action_for,
+    creation_cursor,
+    decode_job_write,
+    written_record,
+)
 
 log = logging.getLogger("functions.on_job_written")
 
@@ -55,7 +61,8 @@ def on_job_written(event: CloudEvent) -> None:
             return
         with invocation({}, job_id=write.job_id, action=action.value):
             if action is Action.DISPATCH:
-                dispatch = dispatch_job(adapters, write.job_id)
+                cursor = creation_cursor(data, adapters.firestore)
+                dispatch = dispatch_job(adapters, write.job_id, cursor)
                 log.info(
                     "dispatch outcome",
                     extra={"fields": {"outcome": dispatch.status, "reason": dispatch.reason}},

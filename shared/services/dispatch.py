@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.errors import IllegalTransition, NotFound
+from shared.jobstore import EventCursor
 from shared.metrics import JOBS_DISPATCHED
 from shared.models import JobRecord, JobStatus
 from shared.services.common import EffectLedger, once, utcnow
@@ -71,7 +72,11 @@ def workflow_argument(
     }
 
 
-def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
+def dispatch_job(
+    adapters: Adapters, job_id: str, cursor: EventCursor | None = None
+) -> DispatchOutcome:
+    """`cursor`: the job as its creation left it (`transitions.creation_cursor`), to write
+    the dispatching transition without reading the job first."""
     store = adapters.jobs
     threshold = adapters.settings.long_job_threshold_ms
 
@@ -79,13 +84,15 @@ def dispatch_job(adapters: Adapters, job_id: str) -> DispatchOutcome:
         return {"route": route_for(job, threshold)}
 
     try:
-        # No read first: the guarded transition reads the job once and decides on it.
+        # No read first: the guarded transition decides on what `cursor` knows, or reads the
+        # job once.
         job = store.transition(
             job_id,
             JobStatus.DISPATCHED,
             expected=[JobStatus.QUEUED],
             fields=route_fields,
             event_data=route_fields,
+            cursor=cursor,
         )
     except NotFound:
         return DispatchOutcome("skipped", job_id, reason="job not found")

@@ -17,7 +17,7 @@ from google.events.cloud.firestore import Document as EventDocument
 from google.events.cloud.firestore import DocumentEventData
 from pydantic import ValidationError
 
-from shared.jobstore import decode_record
+from shared.jobstore import EventCursor, decode_record
 from shared.models import JobRecord, JobStatus
 
 log = logging.getLogger(__name__)
@@ -70,19 +70,47 @@ def action_for(write: JobWrite) -> Action:
     return Action.NONE
 
 
-def written_record(data: DocumentEventData, client: Any) -> JobRecord | None:
-    """The job as the event's write left it, or None when the event does not carry a whole job
-    document (the caller then reads it). Saves the read a handler would otherwise make of a
-    document it was just sent.
+def _written_fields(data: DocumentEventData, client: Any) -> dict[str, Any] | None:
+    """The job document's fields as the event's write left them, decoded as a read decodes
+    them; None when the event carries no document.
 
     The event's `Document` and Firestore's own have the same wire format, so the Firestore
     client's decoding applies (timestamps, maps, references to `client`)."""
     if not data.value.name:
         return None
+    document = FirestoreDocument.deserialize(EventDocument.serialize(data.value))
+    fields = firestore_helpers.decode_dict(document.fields, client)
+    return fields if isinstance(fields, dict) else None
+
+
+def written_record(data: DocumentEventData, client: Any) -> JobRecord | None:
+    """The job as the event's write left it, or None when the event does not carry a whole job
+    document (the caller then reads it). Saves the read a handler would otherwise make of a
+    document it was just sent."""
     try:
-        document = FirestoreDocument.deserialize(EventDocument.serialize(data.value))
-        fields = firestore_helpers.decode_dict(document.fields, client)
-        return decode_record(fields) if isinstance(fields, dict) else None
+        fields = _written_fields(data, client)
+        return decode_record(fields) if fields is not None else None
     except (ValidationError, ValueError, TypeError) as exc:
         log.info("event carries no whole job document; reading it: %s", type(exc).__name__)
         return None
+
+
+def creation_cursor(data: DocumentEventData, client: Any) -> EventCursor | None:
+    """For the event of a job's creation: the job store's view of the job right after it (the
+    document and its update time, and no event head yet: the first write after the creation
+    makes it), so the dispatching transition is written without reading the job first. The
+    store's update-time preconditions refuse that write if anything changed the job or made
+    the head since; it then reads and decides again. None for any other event."""
+    if data.old_value.name or not data.value.update_time:
+        return None
+    try:
+        fields = _written_fields(data, client)
+        if fields is None:
+            return None
+        decode_record(fields)  # a whole job document, or the store reads one
+    except (ValidationError, ValueError, TypeError):
+        return None
+    cursor = EventCursor()
+    cursor.remember_job(fields, data.value.update_time)
+    cursor.remember_head(int(fields.get("next_seq") or 0), None)
+    return cursor
