@@ -111,3 +111,13 @@ def test_a_codex_that_makes_no_databases_gives_no_template(tmp_path: Path) -> No
     config = CodexConfig(provider=ProviderConfig(base_url="http://127.0.0.1:9/v1"))
 
     assert build_state_template(fake, tmp_path / "template", config) is None
+
+
+def test_a_template_dir_that_cannot_be_made_gives_no_template(
+    tmp_path: Path, codex_binary: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the template's parent should be")
+    config = CodexConfig(provider=ProviderConfig(base_url="http://127.0.0.1:9/v1"))
+
+    assert build_state_template(codex_binary, blocker / "template", config) is None

@@ -18,7 +18,6 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from worker.codex.config import CodexConfig, prepare_codex_home
@@ -32,31 +31,23 @@ _PATTERN = "*.sqlite"
 _TIMEOUT_S = 20.0
 
 
-def build_state_template(
-    binary: Path, root: Path, config: CodexConfig, extra_args: Sequence[str] = ()
-) -> Path | None:
+def build_state_template(binary: Path, root: Path, config: CodexConfig) -> Path | None:
     """Run codex once with no prompt in `root` (which is replaced) and keep the databases it
     made. Returns the directory holding them, or None when there is nothing usable (codex
     changed its start-up, or failed before it): jobs then start on fresh homes, as before."""
-    shutil.rmtree(root, ignore_errors=True)
-    workdir = root / "workspace"
-    workdir.mkdir(parents=True)
-    home = prepare_codex_home(root / "codex", config)
-    env = build_codex_env(
-        home=home.home, codex_home=home.codex_home, tmp_dir=home.tmp_dir, git_ceiling=root
-    )
-    spec = CodexRunSpec(
-        binary=binary,
-        workdir=workdir,
-        prompt="-",  # read the prompt from stdin, which is empty: codex stops right there
-        env=env,
-        extra_args=tuple(extra_args),
-    )
-    argv = build_command(spec, root / "last-message.txt", None)
     started = time.monotonic()
     try:
+        shutil.rmtree(root, ignore_errors=True)
+        workdir = root / "workspace"
+        workdir.mkdir(parents=True)
+        home = prepare_codex_home(root / "codex", config)
+        env = build_codex_env(
+            home=home.home, codex_home=home.codex_home, tmp_dir=home.tmp_dir, git_ceiling=root
+        )
+        # Prompt "-": read it from stdin, which is empty, so codex stops right there.
+        spec = CodexRunSpec(binary=binary, workdir=workdir, prompt="-", env=env)
         subprocess.run(
-            argv,
+            build_command(spec, root / "last-message.txt", None),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             env=env,
