@@ -19,8 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -30,17 +28,12 @@ from typing import Any
 
 import httpx
 
-from bench.common import CpuMeter, raw_config, seeded_template
+from bench.common import CpuMeter, raw_codex_runs, seeded_template
 from devstack.stack import Stack, StackOptions
 from shared.adapters import Adapters
 from shared.log import configure_logging
 from shared.models import Channel, JobRequest
 from shared.settings import Settings
-from worker.codex.binary import find_codex_binary
-from worker.codex.config import prepare_codex_home
-from worker.codex.env import build_codex_env
-from worker.codex.process import CodexRunSpec, run_codex
-from worker.codex.statedb import seed_codex_home
 
 log = logging.getLogger("bench.channels")
 PROMPT = "[[script:hello]] write hello.py"
@@ -144,50 +137,6 @@ def http_submitter(
     return submit
 
 
-async def raw_codex_runs(
-    model_base_url: str, n: int, parallel: int, template: Path | None = None
-) -> list[float]:
-    """`codex exec` directly with the same scripted model: wall time per run. Each run gets a
-    fresh CODEX_HOME, as plain codex starts; with `template`, one seeded with codex's state
-    databases (what the worker does, worker/codex/statedb.py)."""
-    binary = find_codex_binary()
-    sem = asyncio.Semaphore(parallel)
-    root = Path(tempfile.mkdtemp(prefix="bench-raw-"))
-
-    async def one(i: int) -> float:
-        async with sem:
-            job_root = root / f"r{i}"
-            workdir = job_root / "workspace"
-            workdir.mkdir(parents=True)
-            home = prepare_codex_home(job_root, raw_config(model_base_url))
-            if template is not None:
-                seed_codex_home(template, home.codex_home)
-            env = build_codex_env(
-                home=home.home,
-                codex_home=home.codex_home,
-                tmp_dir=home.tmp_dir,
-                git_ceiling=job_root.resolve(),
-            )
-            spec = CodexRunSpec(
-                binary=binary,
-                workdir=workdir,
-                prompt=PROMPT,
-                env=env,
-                timeout_s=60,
-                scratch_dir=job_root / "scratch",
-            )
-            t0 = time.monotonic()
-            outcome = await run_codex(spec, lambda _e: None, asyncio.Event())
-            if outcome.exit_code != 0:
-                raise RuntimeError(f"raw codex run failed: {outcome}")
-            return time.monotonic() - t0
-
-    try:
-        return list(await asyncio.gather(*(one(i) for i in range(n))))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def summarize(samples: list[float], raw_p50: float, seeded_p50: float) -> dict[str, float]:
     overhead = [s - raw_p50 for s in samples]
     return {
@@ -285,8 +234,8 @@ def measure_channels(stack: Stack, adapters: Adapters, samples: int) -> dict[str
         # (codex's own run time moves by hundreds of ms on a shared box) hits every series
         # alike instead of whichever was measured during a slow spell.
         for _ in range(samples):
-            raw.extend(asyncio.run(raw_codex_runs(model, 1, 1)))
-            seeded.extend(asyncio.run(raw_codex_runs(model, 1, 1, template)))
+            raw.extend(asyncio.run(raw_codex_runs(model, 1, 1, prompt=PROMPT)))
+            seeded.extend(asyncio.run(raw_codex_runs(model, 1, 1, template, prompt=PROMPT)))
             for name, submit in channels.items():
                 measured.setdefault(name, []).append(submit(adapters))
     raw_p50, seeded_p50 = percentile(raw, 0.5), percentile(seeded, 0.5)
@@ -355,7 +304,8 @@ def measure_throughput(stack: Stack, adapters: Adapters, n: int, rounds: int = 1
                 seconds[side] += n / throughput(adapters, n)
             else:
                 t0 = time.monotonic()
-                asyncio.run(raw_codex_runs(model, n, n, template if side == "raw_seeded" else None))
+                seed = template if side == "raw_seeded" else None
+                asyncio.run(raw_codex_runs(model, n, n, seed, prompt=PROMPT))
                 seconds[side] += time.monotonic() - t0
         meters[side].append(meter)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -19,8 +20,10 @@ from typing import Any
 
 from devstack.stack import SCRIPTED_MODEL
 from worker.codex.binary import find_codex_binary
-from worker.codex.config import CodexConfig, ProviderConfig
-from worker.codex.statedb import build_state_template
+from worker.codex.config import CodexConfig, ProviderConfig, prepare_codex_home
+from worker.codex.env import build_codex_env
+from worker.codex.process import CodexRunSpec, run_codex
+from worker.codex.statedb import build_state_template, seed_codex_home
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -252,5 +255,49 @@ def seeded_template(model_base_url: str) -> Iterator[Path]:
         if made is None:
             raise RuntimeError("codex made no state databases to seed homes with")
         yield made
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def raw_codex_runs(
+    model_base_url: str, n: int, parallel: int, template: Path | None = None, *, prompt: str
+) -> list[float]:
+    """`codex exec` directly with the same scripted model: wall time per run. Each run gets a
+    fresh CODEX_HOME, as plain codex starts; with `template`, one seeded with codex's state
+    databases (what the worker does, worker/codex/statedb.py)."""
+    binary = find_codex_binary()
+    sem = asyncio.Semaphore(parallel)
+    root = Path(tempfile.mkdtemp(prefix="bench-raw-"))
+
+    async def one(i: int) -> float:
+        async with sem:
+            job_root = root / f"r{i}"
+            workdir = job_root / "workspace"
+            workdir.mkdir(parents=True)
+            home = prepare_codex_home(job_root, raw_config(model_base_url))
+            if template is not None:
+                seed_codex_home(template, home.codex_home)
+            env = build_codex_env(
+                home=home.home,
+                codex_home=home.codex_home,
+                tmp_dir=home.tmp_dir,
+                git_ceiling=job_root.resolve(),
+            )
+            spec = CodexRunSpec(
+                binary=binary,
+                workdir=workdir,
+                prompt=prompt,
+                env=env,
+                timeout_s=60,
+                scratch_dir=job_root / "scratch",
+            )
+            t0 = time.monotonic()
+            outcome = await run_codex(spec, lambda _e: None, asyncio.Event())
+            if not outcome.succeeded:
+                raise RuntimeError(f"raw codex run failed: {outcome}")
+            return time.monotonic() - t0
+
+    try:
+        return list(await asyncio.gather(*(one(i) for i in range(n))))
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,58 +24,23 @@ import httpx
 from bench.common import (
     PeakSampler,
     machine_facts,
+    raw_codex_runs,
     rss_tree_kb,
     seeded_template,
     summary,
     write_json,
 )
-from devstack.stack import SCRIPTED_MODEL, Stack, StackOptions
+from devstack.stack import Stack, StackOptions
 from shared.adapters import Adapters
 from shared.log import configure_logging
 from shared.models import Channel, JobRequest, JobStatus
 from shared.settings import Settings
-from worker.codex.binary import find_codex_binary
-from worker.codex.config import CodexConfig, ProviderConfig, prepare_codex_home
-from worker.codex.env import build_codex_env
-from worker.codex.process import CodexRunSpec, run_codex
-from worker.codex.statedb import seed_codex_home
 
 PROMPT = "[[script:hello]] write hello.py and run it"
 
 
-def raw_run(model_url: str, binary: Path, template: Path | None = None) -> float:
-    with tempfile.TemporaryDirectory(prefix="bench-raw-") as tmp:
-        root = Path(tmp)
-        workdir = root / "workspace"
-        workdir.mkdir()
-        home = prepare_codex_home(
-            root / "codex",
-            CodexConfig(provider=ProviderConfig(base_url=model_url, model=SCRIPTED_MODEL)),
-        )
-        if template is not None:
-            seed_codex_home(template, home.codex_home)
-        env = build_codex_env(
-            home=home.home,
-            codex_home=home.codex_home,
-            tmp_dir=home.tmp_dir,
-            git_ceiling=root.resolve(),
-        )
-        scratch = root / "scratch"
-        scratch.mkdir()
-        spec = CodexRunSpec(
-            binary=binary,
-            workdir=workdir,
-            prompt=PROMPT,
-            env=env,
-            timeout_s=60,
-            scratch_dir=scratch,
-        )
-        started = time.perf_counter()
-        outcome = asyncio.run(run_codex(spec, lambda _: None, asyncio.Event()))
-        elapsed = time.perf_counter() - started
-        if not outcome.succeeded:
-            raise RuntimeError(f"raw run failed: {outcome.error}")
-        return elapsed
+def raw_run(model_url: str, template: Path | None = None) -> float:
+    return asyncio.run(raw_codex_runs(model_url, 1, 1, template, prompt=PROMPT))[0]
 
 
 def worker_run(adapters: Adapters, worker_url: str, client: httpx.Client) -> float:
@@ -133,17 +97,16 @@ def start_stack(slots: int) -> Stack:
 
 def measure_overhead(stack: Stack, adapters: Adapters, runs: int) -> dict[str, Any]:
     """Raw codex and worker run-sync, interleaved so drift on a shared machine hits both."""
-    binary = find_codex_binary()
     model_url = stack.env["CODEX_CLOUD_MODEL_BASE_URL"]
     raw: list[float] = []
     seeded: list[float] = []
     worker: list[float] = []
     with httpx.Client() as client, seeded_template(model_url) as template:
-        raw_run(model_url, binary)  # warm-up: page cache, model server
+        raw_run(model_url)  # warm-up: page cache, model server
         worker_run(adapters, stack.urls["worker-0"], client)
         for _ in range(runs):
-            raw.append(raw_run(model_url, binary))
-            seeded.append(raw_run(model_url, binary, template))
+            raw.append(raw_run(model_url))
+            seeded.append(raw_run(model_url, template))
             worker.append(worker_run(adapters, stack.urls["worker-0"], client))
     raw_s, seeded_s, worker_s = summary(raw), summary(seeded), summary(worker)
     ratio = worker_s["median"] / raw_s["median"]
@@ -172,7 +135,13 @@ def main() -> None:
         mem = result["memory"] = memory(stack, adapters, args.concurrency)
     raw_s, worker_s, ratio = result["raw_codex_s"], result["worker_sync_s"], result["ratio_median"]
     print(f"{'':24}{'median':>10}{'p10':>10}{'p90':>10}{'n':>5}")
-    for name, s in (("raw codex exec (s)", raw_s), ("worker run-sync (s)", worker_s)):
+    seeded_s = result["raw_codex_seeded_s"]
+    rows = (
+        ("raw codex exec (s)", raw_s),
+        ("raw codex, seeded (s)", seeded_s),
+        ("worker run-sync (s)", worker_s),
+    )
+    for name, s in rows:
         print(f"{name:24}{s['median']:>10.3f}{s['p10']:>10.3f}{s['p90']:>10.3f}{s['n']:>5}")
     print(
         f"ratio worker/raw (median): {ratio:.3f}  target <= 1.10: "

@@ -360,8 +360,6 @@ class JobRunner:
         )
         home = prepare_codex_home(root / "codex", self._codex_config())
         resume = None
-        if self.state_template is not None and not (session is not None and session.thread_id):
-            seed_codex_home(self.state_template, home.codex_home)
         if session is not None and session.thread_id:
             try:
                 state = self.sessions.fetch_state(session)
@@ -372,6 +370,9 @@ class JobRunner:
                 ) from None
             unpack_session_state(state, home.codex_home)
             resume = session.thread_id
+        elif self.state_template is not None:
+            # A new thread only: a resume lets codex rebuild its state from the rollouts.
+            seed_codex_home(self.state_template, home.codex_home)
         env = build_codex_env(
             home=home.home,
             codex_home=home.codex_home,
